@@ -1,0 +1,126 @@
+"""The one switch: `smoke` (tiny, CPU, synthetic data) or `full` (real ModaNet, a GPU).
+
+Notebooks read it in their parameters cell::
+
+    PROFILE = "auto"   # "auto" | "smoke" | "full"
+    profile = get_profile(PROFILE)
+
+"auto" means: $MODANET_PROFILE when set; otherwise `full` when a GPU is visible or real
+ModaNet is already under data/, and `smoke` when neither is.
+Every number a profile sets lives here and nowhere else.
+"""
+import os
+import shutil
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from helpers.paths import Paths
+
+PROFILE_ENV = "MODANET_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: str                       # "synthetic" or "modanet"
+    seed: int = 42
+    # synthetic sample (smoke) ---------------------------------------------------------
+    sample_images: int = 0          # ModaNet-like images to draw
+    sample_size: tuple = (128, 192)  # (width, height) of each drawn image
+    custom_per_label: int = 0       # custom images per <class>_<season> label
+    custom_classes: tuple = ()      # classes of the custom set
+    # split (02) -----------------------------------------------------------------------
+    train_fraction: float = 0.8
+    test_fraction: float = 0.1      # the rest (0.1) is the val split
+    # model (04 / 06) ------------------------------------------------------------------
+    backbone: str = "resnet101"
+    image_dim: int = 1024           # IMAGE_MIN_DIM = IMAGE_MAX_DIM (square)
+    images_per_gpu: int = 2
+    steps_per_epoch: int = 1000
+    validation_steps: int = 50
+    epochs_heads: int = 20
+    epochs_all: int = 40
+    learning_rate: float = 0.001
+    init_weights: str = "coco"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def paths(self):
+        return Paths.for_profile(self)
+
+    def table(self):
+        """The profile as (name, value) rows, for printing in a notebook."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "extra"]
+
+    def display(self):
+        print(f"Profile '{self.name}'")
+        for key, value in self.table():
+            print(f"  {key:18} {value}")
+
+
+SMOKE = Profile(
+    name="smoke",
+    data="synthetic",
+    sample_images=240,
+    sample_size=(128, 192),
+    custom_per_label=6,
+    custom_classes=("top", "skirt", "pants", "dress", "bag", "outer"),
+    backbone="resnet50",
+    image_dim=192,
+    images_per_gpu=2,
+    steps_per_epoch=20,
+    validation_steps=5,
+    epochs_heads=1,
+    epochs_all=2,
+    learning_rate=0.002,
+    init_weights="none",
+)
+
+FULL = Profile(
+    name="full",
+    data="modanet",
+    # the seed projects: ResNet-101, 1024 px, 2 images a GPU, heads then all layers
+    backbone="resnet101",
+    image_dim=1024,
+    images_per_gpu=2,
+    steps_per_epoch=1000,
+    validation_steps=50,
+    epochs_heads=20,
+    epochs_all=40,
+    learning_rate=0.001,
+    init_weights="coco",
+)
+
+PROFILES = {"smoke": SMOKE, "full": FULL}
+
+
+def gpu_visible():
+    """True when an NVIDIA GPU is visible, checked without importing TensorFlow."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or shutil.which("nvidia-smi") is not None
+
+
+def modanet_present():
+    paths = Paths.for_profile("full")
+    return paths.train_annotations.is_file() and paths.images.is_dir()
+
+
+def resolve_profile_name(name="auto"):
+    """'smoke' or 'full' for a requested name ('auto' looks at the env, the GPU and data/)."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        name = os.environ.get(PROFILE_ENV, "").strip().lower() or "auto"
+    if name == "auto":
+        name = "full" if (gpu_visible() or modanet_present()) else "smoke"
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: choose 'auto', 'smoke' or 'full' "
+                         f"(or set ${PROFILE_ENV}).")
+    return name
+
+
+def get_profile(name="auto", **overrides):
+    """The Profile for `name`, with any field overridden: get_profile('smoke', seed=1)."""
+    profile = PROFILES[resolve_profile_name(name)]
+    unknown = set(overrides) - {f.name for f in fields(Profile)}
+    if unknown:
+        raise ValueError(f"Unknown profile field(s): {sorted(unknown)}")
+    return replace(profile, **overrides) if overrides else profile
