@@ -92,3 +92,14 @@ class Paths:
     @property
     def runs(self):
         return self.root / "runs"
+
+
+def require(path, made_by):
+    """Return `path` if it exists; else raise FileNotFoundError saying what makes it.
+
+    `made_by` names the notebook (or command) to run first, e.g. "01_download_modanet.ipynb".
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {made_by} first (same profile).")
+    return path

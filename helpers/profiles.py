@@ -29,9 +29,6 @@ class Profile:
     sample_size: tuple = (128, 192)  # (width, height) of each drawn image
     custom_per_label: int = 0       # custom images per <class>_<season> label
     custom_classes: tuple = ()      # classes of the custom set
-    # split (02) -----------------------------------------------------------------------
-    train_fraction: float = 0.8
-    test_fraction: float = 0.1      # the rest (0.1) is the val split
     # model (04 / 06) ------------------------------------------------------------------
     backbone: str = "resnet101"
     image_dim: int = 1024           # IMAGE_MIN_DIM = IMAGE_MAX_DIM (square)

@@ -1,0 +1,24 @@
+"""One place for what every notebook sets first: seeds and plot defaults."""
+import os
+import random
+
+import numpy as np
+
+
+def setup_notebook(seed=42):
+    """Seed Python and numpy (and TensorFlow when it is already imported); set plot defaults."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import sys
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({
+        "figure.figsize": (10, 6),
+        "figure.dpi": 90,
+        "axes.grid": False,
+        "axes.titlesize": 10,
+        "image.interpolation": "nearest",
+    })
