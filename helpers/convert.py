@@ -1,0 +1,770 @@
+"""COCO <-> VIA 2 conversion for notebook 03 (ModaNet is COCO; the original project used VIA).
+
+`coco_to_via` writes the original project's VIA form (key = image id, "size": -1, one polygon
+region per part with region attribute "fashion" = category id as a string, image width and
+height in "file_attributes"), with three additions that make COCO -> VIA -> COCO lossless:
+
+- every polygon of a multi-part annotation becomes its own region (the original kept only the
+  first); the parts are linked by the region attributes "annotation_id" and "part";
+- "iscrowd" is kept as a region attribute when the annotation has it;
+- the annotation's own "bbox" and "area" ride on its first region as strings ("133,173,115,208").
+
+`via_to_coco` merges the regions of one annotation back into one annotation with several
+polygons. It re-uses a carried "bbox"/"area" unless a part was repaired or dropped (or
+`recompute=True`); otherwise it computes them:
+
+- bbox = the extent of the polygons, [x, y, w, h];
+- area = the pixel count of the merged mask as pycocotools rasterises it (frPyObjects + merge
+  + area), the COCO definition that COCOeval's small/medium/large ranges are measured on.
+  ModaNet's own "area" is neither this nor the shoelace area: in its files area = bbox w * h
+  (37 of 37 annotations of the real fixture; see tests/test_convert.py). The shoelace area
+  (`polygon_areas`, vectorised numpy) is used only to find degenerate polygons quickly.
+
+Bad annotations never stop a run: each is repaired or skipped and counted in the returned
+`ConversionSummary` (print it in a notebook; its `problems` lists the first few cases).
+
+Command line (prints the summary; a bad input file is a one-line error and exit code 2):
+    python -m helpers.convert coco-to-via IN OUT [--images DIR]
+    python -m helpers.convert via-to-coco IN OUT --categories COCO_JSON_OR_NAMES [--images DIR]
+"""
+import argparse
+import sys
+from dataclasses import dataclass, field, fields
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pycocotools import mask as mask_utils
+from tqdm.auto import tqdm
+
+from helpers.io import DataError, read_json, write_json_atomic
+from helpers.via import read_via, write_via
+
+MAX_PROBLEMS = 20
+EXIF_ORIENTATION = 0x0112
+DEFAULT_INFO = {"description": "Converted from VIA by helpers.convert"}
+
+# What each counter of ConversionSummary means, in the words `lines()` prints.
+REPAIRED = {
+    "odd_coordinates_repaired": "polygons with an odd coordinate count (last value dropped)",
+    "polygons_clipped": "polygons with points outside the image (clipped to it)",
+    "rects_converted": "VIA rectangles turned into 4-point polygons",
+    "annotation_ids_renumbered": "duplicate annotation ids (re-numbered)",
+}
+SKIPPED = {
+    "polygons_too_few_points": "polygons with fewer than 3 points",
+    "polygons_zero_area": "polygons with zero area (after clipping)",
+    "polygons_not_numeric": "polygons with non-numeric or non-finite coordinates",
+    "regions_unsupported_shape": "regions that are not polygons or rectangles",
+    "annotations_unknown_category": "annotations / regions with an unknown category",
+    "annotations_without_polygons": "annotations left without any usable polygon",
+    "annotations_empty_mask": "annotations whose mask rasterises to 0 pixels",
+    "annotations_unknown_image": "annotations whose image_id is not an image",
+    "annotations_of_skipped_images": "annotations / regions of skipped images",
+    "images_bad_entry": "image entries without an id or file name",
+    "images_duplicate_id": "images whose id repeats an earlier image (the later one)",
+    "images_missing_file": "images whose file is missing or unreadable in images_dir",
+}
+FLAGGED = {
+    "images_unknown_size": "images of unknown size (kept; points not checked against the image)",
+}
+
+
+@dataclass
+class ConversionSummary:
+    """What one conversion read, wrote, repaired and skipped; `print(summary)` shows it."""
+
+    direction: str
+    images_in: int = 0
+    images_out: int = 0
+    annotations_in: int = 0      # COCO annotations, or VIA regions
+    annotations_out: int = 0     # COCO annotations, or VIA annotation groups
+    polygons_out: int = 0        # polygons written (= VIA regions for COCO -> VIA)
+    multipart_annotations: int = 0
+    crowd_annotations: int = 0
+    images_without_annotations: int = 0
+    odd_coordinates_repaired: int = 0
+    polygons_clipped: int = 0
+    rects_converted: int = 0
+    annotation_ids_renumbered: int = 0
+    polygons_too_few_points: int = 0
+    polygons_zero_area: int = 0
+    polygons_not_numeric: int = 0
+    regions_unsupported_shape: int = 0
+    annotations_unknown_category: int = 0
+    annotations_without_polygons: int = 0
+    annotations_empty_mask: int = 0
+    annotations_unknown_image: int = 0
+    annotations_of_skipped_images: int = 0
+    images_bad_entry: int = 0
+    images_duplicate_id: int = 0
+    images_missing_file: int = 0
+    images_unknown_size: int = 0
+    problems: list = field(default_factory=list)   # (image, annotation or region, reason)
+    max_problems: int = MAX_PROBLEMS
+
+    def note(self, counter, image, item, reason, count=1):
+        """Count one repaired / skipped case and keep its description while there is room."""
+        setattr(self, counter, getattr(self, counter) + count)
+        if len(self.problems) < self.max_problems:
+            self.problems.append((image, item, reason))
+
+    @property
+    def repaired(self):
+        return sum(getattr(self, name) for name in REPAIRED)
+
+    @property
+    def skipped(self):
+        return sum(getattr(self, name) for name in SKIPPED)
+
+    def counters(self):
+        """Every counter as a dict (for tests and tables)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("direction", "problems", "max_problems")}
+
+    def lines(self):
+        """The summary as short text lines; zero counters are left out."""
+        out = [
+            f"{self.direction}: {self.images_out} of {self.images_in} images, "
+            f"{self.annotations_out} annotations ({self.polygons_out} polygons) from "
+            f"{self.annotations_in} read",
+            f"  multi-part annotations: {self.multipart_annotations}, crowd: "
+            f"{self.crowd_annotations}, images without annotations: "
+            f"{self.images_without_annotations}",
+        ]
+        for title, table in (("repaired", REPAIRED), ("skipped", SKIPPED), ("kept, flagged", FLAGGED)):
+            rows = [(getattr(self, name), text) for name, text in table.items() if getattr(self, name)]
+            if rows:
+                out.append(f"  {title}:")
+                out.extend(f"    {count:>7}  {text}" for count, text in rows)
+        if self.repaired + self.skipped + self.images_unknown_size == 0:
+            out.append("  no problems found")
+        if self.problems:
+            out.append(f"  first {len(self.problems)} problems (image, item, reason):")
+            out.extend(f"    {image} | {item} | {reason}" for image, item, reason in self.problems)
+        return out
+
+    def __str__(self):
+        return "\n".join(self.lines())
+
+
+# --- shared pieces --------------------------------------------------------------------------
+def polygon_areas(xs_list, ys_list):
+    """Shoelace areas of many polygons at once (one numpy pass over all their points).
+
+    `xs_list[i]`, `ys_list[i]` are the x and y coordinates of polygon i (at least 3 points).
+    """
+    counts = np.fromiter(map(len, xs_list), dtype=np.int64, count=len(xs_list))
+    if counts.size == 0:
+        return np.zeros(0)
+    total = int(counts.sum())
+    x = np.fromiter(chain.from_iterable(xs_list), dtype=np.float64, count=total)
+    y = np.fromiter(chain.from_iterable(ys_list), dtype=np.float64, count=total)
+    starts = np.zeros_like(counts)
+    np.cumsum(counts[:-1], out=starts[1:])
+    following = np.arange(1, total + 1)
+    following[starts + counts - 1] = starts          # the last point closes onto the first
+    cross = x * y[following] - x[following] * y
+    return 0.5 * np.abs(np.add.reduceat(cross, starts))
+
+
+def _positive_int(value):
+    """An image dimension as int (400, 400.0 or "400"), or None when missing or not positive."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    else:
+        return None
+    return number if number > 0 else None
+
+
+def _number(text):
+    """'12' -> 12, '12.5' -> 12.5; ValueError otherwise."""
+    text = str(text).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _parse_bbox(text):
+    """A carried "bbox" attribute ('x,y,w,h') as a list of 4 numbers, or None."""
+    try:
+        values = [_number(v) for v in str(text).split(",")]
+    except ValueError:
+        return None
+    return values if len(values) == 4 else None
+
+
+def _parse_area(text):
+    try:
+        return _number(text)
+    except ValueError:
+        return None
+
+
+def _image_file_size(path):
+    """(width, height) of an image file as a viewer shows it (EXIF rotation applied), read from
+    its header only; None when the file is missing or not an image."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
+    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def _clean_points(xs, ys, width, height, summary, image, item):
+    """(xs, ys, repaired) of a usable polygon, or None when it is skipped (and counted)."""
+    repaired = False
+    if len(xs) != len(ys):
+        summary.note("odd_coordinates_repaired", image, item,
+                     f"{len(xs)} x values but {len(ys)} y values: extra values dropped")
+        n = min(len(xs), len(ys))
+        xs, ys = xs[:n], ys[:n]
+        repaired = True
+    if len(xs) < 3:
+        summary.note("polygons_too_few_points", image, item, f"polygon with {len(xs)} points")
+        return None
+    try:
+        x_low, x_high, y_low, y_high = min(xs), max(xs), min(ys), max(ys)
+        outside = x_low < 0 or y_low < 0
+        if width is not None:
+            outside = outside or x_high > width or y_high > height
+        elif outside:
+            width, height = x_high if x_high > 0 else 0, y_high if y_high > 0 else 0
+    except TypeError:
+        summary.note("polygons_not_numeric", image, item, "coordinates are not all numbers")
+        return None
+    if outside:
+        summary.note("polygons_clipped", image, item,
+                     f"points outside the image ({width}x{height}): clipped")
+        xs = [0 if v < 0 else (width if v > width else v) for v in xs]
+        ys = [0 if v < 0 else (height if v > height else v) for v in ys]
+        repaired = True
+    return xs, ys, repaired
+
+
+@dataclass
+class _Pending:
+    """One annotation on its way out: its polygons as separate x / y lists."""
+
+    image_key: str
+    annotation_id: object
+    category_id: int
+    xs: list
+    ys: list
+    iscrowd: object = None
+    bbox: object = None
+    area: object = None
+    repaired: bool = False
+    item: str = ""
+    order: list = field(default_factory=list)   # VIA "part" numbers, to restore part order
+
+
+def _drop_degenerate_parts(pending, summary, image_name):
+    """Remove zero-area / non-finite polygons (one vectorised pass); drop emptied annotations."""
+    all_xs = [xs for p in pending for xs in p.xs]
+    all_ys = [ys for p in pending for ys in p.ys]
+    try:
+        areas = polygon_areas(all_xs, all_ys)
+    except (TypeError, ValueError):   # a non-numeric value slipped through: check one by one
+        areas = np.array([_safe_area(xs, ys) for xs, ys in zip(all_xs, all_ys)])
+    usable = np.isfinite(areas) & (areas > 1e-9)
+    if usable.all():
+        return pending
+    kept, position = [], 0
+    for p in pending:
+        flags = usable[position:position + len(p.xs)]
+        position += len(p.xs)
+        if not flags.all():
+            for part, ok in enumerate(flags):
+                if not ok:
+                    finite = np.isfinite(areas[position - len(p.xs) + part])
+                    summary.note("polygons_zero_area" if finite else "polygons_not_numeric",
+                                 image_name(p.image_key), f"{p.item} part {part}",
+                                 "zero area" if finite else "non-finite coordinates")
+            p.xs = [xs for xs, ok in zip(p.xs, flags) if ok]
+            p.ys = [ys for ys, ok in zip(p.ys, flags) if ok]
+            p.repaired = True
+            if not p.xs:
+                summary.note("annotations_without_polygons", image_name(p.image_key), p.item,
+                             "no polygon left")
+                continue
+        kept.append(p)
+    return kept
+
+
+def _safe_area(xs, ys):
+    try:
+        return float(polygon_areas([xs], [ys])[0])
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _new_id_factory(used_ids):
+    """A function giving ids above every id in `used_ids`, one after the other."""
+    numeric = [i for i in used_ids if isinstance(i, int)]
+    state = {"next": max(numeric, default=0) + 1}
+
+    def new_id():
+        state["next"] += 1
+        return state["next"] - 1
+    return new_id
+
+
+def _load_coco(coco):
+    """(source name, COCO dict) from a dict or a path; DataError when it is not COCO."""
+    if isinstance(coco, (str, Path)):
+        source, coco = str(coco), read_json(coco, "COCO JSON file")
+    else:
+        source = "COCO data"
+    if not (isinstance(coco, dict) and isinstance(coco.get("images"), list)
+            and isinstance(coco.get("annotations"), list)):
+        found = sorted(coco)[:6] if isinstance(coco, dict) else type(coco).__name__
+        raise DataError(f"{source}: not a COCO file: expected 'images' and 'annotations' lists "
+                        f"(found {found})")
+    return source, coco
+
+
+# --- COCO -> VIA ----------------------------------------------------------------------------
+def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
+    """A COCO dataset (dict or path) as a VIA 2 export; returns (via, ConversionSummary).
+
+    See the module docstring for the form. With `images_dir`, an image whose file is missing
+    or unreadable there is skipped (with its annotations).
+    """
+    _, coco = _load_coco(coco)
+    summary = ConversionSummary("COCO -> VIA")
+    summary.images_in, summary.annotations_in = len(coco["images"]), len(coco["annotations"])
+    known_categories = {c.get("id") for c in coco.get("categories") or [] if isinstance(c, dict)}
+
+    via, sizes, skipped_images = {}, {}, set()
+    for image in coco["images"]:
+        image_id = image.get("id") if isinstance(image, dict) else None
+        file_name = image.get("file_name") if isinstance(image, dict) else None
+        if image_id is None or not file_name:
+            summary.note("images_bad_entry", str(image)[:60], "", "no 'id' or 'file_name'")
+            continue
+        key = str(image_id)
+        if key in via:
+            summary.note("images_duplicate_id", file_name, f"image id {key}",
+                         f"duplicate image id (first: {via[key]['filename']}): skipped")
+            continue
+        width, height = _positive_int(image.get("width")), _positive_int(image.get("height"))
+        if images_dir is not None:
+            file_size = _image_file_size(Path(images_dir) / file_name)
+            if file_size is None:
+                summary.note("images_missing_file", file_name, "",
+                             f"missing or unreadable in {images_dir}: skipped")
+                skipped_images.add(key)
+                continue
+            if width is None or height is None:
+                width, height = file_size
+        if width is None or height is None:
+            summary.note("images_unknown_size", file_name, "", "no width/height")
+            width = height = None
+        extras = {k: v for k, v in image.items() if k not in ("id", "file_name", "width", "height")}
+        file_attributes = {"width": width, "height": height} if width is not None else {}
+        file_attributes.update(extras)
+        via[key] = {"filename": file_name, "size": -1, "regions": [], "file_attributes": file_attributes}
+        sizes[key] = (width, height)
+
+    pending = []
+    for ann in tqdm(coco["annotations"], desc="COCO -> VIA", unit="ann", disable=not progress):
+        if not isinstance(ann, dict):
+            summary.note("annotations_without_polygons", "?", str(ann)[:40], "not an annotation")
+            continue
+        key, ann_id = str(ann.get("image_id")), ann.get("id")
+        item = f"annotation {ann_id}"
+        if key not in via:
+            if key in skipped_images:
+                summary.annotations_of_skipped_images += 1
+            else:
+                summary.note("annotations_unknown_image", key, item, "image_id is not an image")
+            continue
+        file_name = via[key]["filename"]
+        category_id = ann.get("category_id")
+        if known_categories and category_id not in known_categories:
+            summary.note("annotations_unknown_category", file_name, item,
+                         f"unknown category id {category_id!r}")
+            continue
+        segmentation = ann.get("segmentation")
+        if isinstance(segmentation, list) and segmentation and not isinstance(segmentation[0], list):
+            segmentation = [segmentation]     # a single polygon written without its outer list
+        if not isinstance(segmentation, list) or not segmentation:
+            kind = "RLE (not representable in VIA)" if isinstance(segmentation, dict) else "none"
+            summary.note("annotations_without_polygons", file_name, item, f"segmentation: {kind}")
+            continue
+        width, height = sizes[key]
+        p = _Pending(key, ann_id, category_id, [], [], ann.get("iscrowd"), ann.get("bbox"),
+                     ann.get("area"), item=item)
+        for part, polygon in enumerate(segmentation):
+            if not isinstance(polygon, list):
+                summary.note("polygons_not_numeric", file_name, f"{item} part {part}", "not a list")
+                p.repaired = True
+                continue
+            if len(polygon) % 2:
+                summary.note("odd_coordinates_repaired", file_name, f"{item} part {part}",
+                             f"{len(polygon)} coordinates: last value dropped")
+                polygon = polygon[:-1]
+                p.repaired = True
+            cleaned = _clean_points(polygon[0::2], polygon[1::2], width, height, summary,
+                                    file_name, f"{item} part {part}")
+            if cleaned is None:
+                p.repaired = True
+                continue
+            p.xs.append(cleaned[0])
+            p.ys.append(cleaned[1])
+            p.repaired |= cleaned[2]
+        if not p.xs:
+            summary.note("annotations_without_polygons", file_name, item, "no usable polygon")
+            continue
+        pending.append(p)
+
+    pending = _drop_degenerate_parts(pending, summary, lambda key: via[key]["filename"])
+
+    used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
+    for p in pending:
+        ann_id = p.annotation_id
+        if ann_id is None or ann_id in used_ids:
+            ann_id = new_id()
+            if p.annotation_id is not None:
+                summary.note("annotation_ids_renumbered", via[p.image_key]["filename"], p.item,
+                             f"duplicate id: now {ann_id}")
+        used_ids.add(ann_id)
+        common = {attribute: str(p.category_id), "annotation_id": str(ann_id)}
+        if p.iscrowd is not None:
+            common["iscrowd"] = str(p.iscrowd)
+            summary.crowd_annotations += bool(p.iscrowd)
+        regions = via[p.image_key]["regions"]
+        for part, (xs, ys) in enumerate(zip(p.xs, p.ys)):
+            attributes = dict(common, part=str(part))
+            if part == 0 and not p.repaired:
+                if isinstance(p.bbox, list) and len(p.bbox) == 4:
+                    attributes["bbox"] = ",".join(map(str, p.bbox))
+                if isinstance(p.area, (int, float)):
+                    attributes["area"] = str(p.area)
+            regions.append({
+                "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
+                "region_attributes": attributes,
+            })
+        summary.multipart_annotations += len(p.xs) > 1
+        summary.polygons_out += len(p.xs)
+    summary.annotations_out = len(pending)
+    summary.images_out = len(via)
+    summary.images_without_annotations = sum(1 for entry in via.values() if not entry["regions"])
+    return via, summary
+
+
+# --- VIA -> COCO ----------------------------------------------------------------------------
+def _resolve_categories(categories):
+    """(COCO categories list, top-level fields to copy) from any accepted `categories` form."""
+    source = "categories"
+    if isinstance(categories, (str, Path)):
+        source, categories = str(categories), read_json(categories, "COCO JSON file (categories)")
+    copied = {}
+    if isinstance(categories, dict):
+        copied = {k: categories[k] for k in ("info", "licenses", "year", "type") if k in categories}
+        categories = categories.get("categories")
+    if not isinstance(categories, (list, tuple)) or not categories:
+        raise DataError(f"{source}: no categories: expected a COCO categories list, a list of "
+                        "names, or a COCO JSON with 'categories'")
+    if all(isinstance(c, str) for c in categories):
+        return [{"supercategory": "", "id": i, "name": n} for i, n in enumerate(categories, 1)], copied
+    if not all(isinstance(c, dict) and "id" in c and "name" in c for c in categories):
+        raise DataError(f"{source}: every category must have an 'id' and a 'name'")
+    return [dict(c) for c in categories], copied
+
+
+def _category_lookup(categories):
+    """Attribute value -> category id: the id as text ("5") or the name ("outer", any case)."""
+    lookup = {}
+    for c in categories:
+        lookup[str(c["name"]).lower()] = c["id"]
+    for c in categories:
+        lookup[str(c["id"])] = c["id"]
+    return lookup
+
+
+def _attribute_value(value):
+    """A region attribute as text; a VIA checkbox dict ({"5": true}) gives its one ticked key."""
+    if isinstance(value, dict):
+        ticked = [k for k, v in value.items() if v]
+        return ticked[0] if len(ticked) == 1 else None
+    if value is None:
+        return None
+    return str(value).strip().lower()
+
+
+def _region_points(shape):
+    """(xs, ys, was_rect) of a polygon or rectangle region, or None for other shapes."""
+    name = shape.get("name")
+    if name == "polygon":
+        xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+        if isinstance(xs, list) and isinstance(ys, list):
+            return xs, ys, False
+        return None
+    if name == "rect":
+        try:
+            x, y, w, h = (shape[k] for k in ("x", "y", "width", "height"))
+            return [x, x + w, x + w, x], [y, y, y + h, y + h], True
+        except (KeyError, TypeError):
+            return None
+    return None
+
+
+def _image_size_from_attributes(file_attributes):
+    width = _positive_int(file_attributes.get("width", file_attributes.get("widht")))
+    height = _positive_int(file_attributes.get("height"))
+    return (width, height) if width is not None and height is not None else (None, None)
+
+
+def _interleave(xs, ys):
+    flat = [None] * (2 * len(xs))
+    flat[0::2], flat[1::2] = xs, ys
+    return flat
+
+
+def via_to_coco(via, categories, attribute="fashion", images_dir=None, info=None, licenses=None,
+                recompute=False, progress=True):
+    """A VIA file (any version; dict or path) as a COCO dataset; returns (coco, ConversionSummary).
+
+    `categories`: a COCO categories list, a list of names (ids 1..n), or a COCO JSON (path or
+    dict) whose categories are used and whose info / licenses / year / type are copied.
+    A region's `attribute` may hold the category id as text ("5") or its name ("outer").
+    """
+    via = read_via(via)
+    categories, copied = _resolve_categories(categories)
+    lookup = _category_lookup(categories)
+    summary = ConversionSummary("VIA -> COCO")
+    summary.images_in = len(via)
+
+    numeric_keys = {key: int(key) for key in via if key.strip().lstrip("-").isdigit()}
+    new_image_id = _new_id_factory(set(numeric_keys.values()))
+    images, sizes, pending, used_image_ids = {}, {}, [], set()
+    entries = tqdm(via.items(), total=len(via), desc="VIA -> COCO", unit="img", disable=not progress)
+    for key, entry in entries:
+        regions, file_name = entry["regions"], entry["filename"]
+        summary.annotations_in += len(regions)
+        image_id = numeric_keys.get(key)
+        if image_id is not None and image_id in used_image_ids:
+            summary.note("images_duplicate_id", file_name, f"key {key!r}",
+                         f"duplicate image id {image_id}: skipped")
+            summary.annotations_of_skipped_images += len(regions)
+            continue
+        if not file_name:
+            summary.note("images_bad_entry", key, "", "no file name")
+            summary.annotations_of_skipped_images += len(regions)
+            continue
+        image_id = new_image_id() if image_id is None else image_id
+        width, height = _image_size_from_attributes(entry["file_attributes"])
+        if images_dir is not None:
+            file_size = _image_file_size(Path(images_dir) / file_name)
+            if file_size is None:
+                summary.note("images_missing_file", file_name, "",
+                             f"missing or unreadable in {images_dir}: skipped")
+                summary.annotations_of_skipped_images += len(regions)
+                continue
+            if width is None:
+                width, height = file_size
+        if width is None:
+            summary.note("images_unknown_size", file_name, "",
+                         "no width/height: regions kept, points not checked")
+        used_image_ids.add(image_id)
+        image = {"id": image_id, "file_name": file_name}
+        if width is not None:
+            image.update(width=width, height=height)
+        image.update({k: v for k, v in entry["file_attributes"].items()
+                      if k not in ("width", "height", "widht")})
+        images[key], sizes[key] = image, (width, height)
+
+        groups = {}
+        for index, region in enumerate(regions):
+            item = f"region {index}"
+            shape = region.get("shape_attributes") if isinstance(region, dict) else None
+            points = _region_points(shape) if isinstance(shape, dict) else None
+            if points is None:
+                name = shape.get("name") if isinstance(shape, dict) else None
+                summary.note("regions_unsupported_shape", file_name, item, f"shape {name!r}")
+                continue
+            xs, ys, was_rect = points
+            if was_rect:
+                summary.note("rects_converted", file_name, item, "rectangle -> polygon")
+            attributes = region.get("region_attributes") or {}
+            value = _attribute_value(attributes.get(attribute))
+            category_id = lookup.get(value)
+            if category_id is None:
+                summary.note("annotations_unknown_category", file_name, item,
+                             f"{attribute}={attributes.get(attribute)!r} is not a category")
+                continue
+            cleaned = _clean_points(xs, ys, width, height, summary, file_name, item)
+            link = attributes.get("annotation_id")
+            group_key = (str(link), category_id) if link not in (None, "") else (index,)
+            p = groups.get(group_key)
+            if p is None:
+                try:
+                    annotation_id = int(link) if link not in (None, "") else None
+                except (TypeError, ValueError):
+                    annotation_id = None
+                p = groups[group_key] = _Pending(
+                    key, annotation_id, category_id, [], [], attributes.get("iscrowd"),
+                    attributes.get("bbox"), attributes.get("area"), repaired=was_rect,
+                    item=f"annotation {link}" if link not in (None, "") else item)
+            if cleaned is None:
+                p.repaired = True
+                continue
+            p.xs.append(cleaned[0])
+            p.ys.append(cleaned[1])
+            p.order.append(_part_number(attributes.get("part"), len(p.order)))
+            p.repaired |= cleaned[2] or was_rect
+            if p.bbox is None and attributes.get("bbox") is not None:
+                p.bbox, p.area = attributes.get("bbox"), attributes.get("area")
+        for p in groups.values():
+            if not p.xs:
+                summary.note("annotations_without_polygons", file_name, p.item, "no usable polygon")
+                continue
+            if p.order != sorted(p.order):
+                ranked = sorted(range(len(p.order)), key=p.order.__getitem__)
+                p.xs, p.ys = [p.xs[i] for i in ranked], [p.ys[i] for i in ranked]
+            pending.append(p)
+
+    pending = _drop_degenerate_parts(pending, summary, lambda key: images[key]["file_name"])
+    annotations = _coco_annotations(pending, images, sizes, recompute, summary)
+
+    summary.images_out = len(images)
+    summary.annotations_out = len(annotations)
+    with_annotations = {a["image_id"] for a in annotations}
+    summary.images_without_annotations = sum(1 for im in images.values() if im["id"] not in with_annotations)
+    coco = {
+        "info": info if info is not None else copied.get("info", dict(DEFAULT_INFO)),
+        "licenses": licenses if licenses is not None else copied.get("licenses", []),
+        "images": list(images.values()),
+        "annotations": annotations,
+        "categories": categories,
+    }
+    coco.update({k: copied[k] for k in ("year", "type") if k in copied})
+    return coco, summary
+
+
+def _part_number(text, default):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def _coco_annotations(pending, images, sizes, recompute, summary):
+    """COCO annotation dicts for the pending ones: ids de-duplicated, bbox and area carried
+    when still valid, else computed (pycocotools area, batched per image)."""
+    used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
+    annotations, to_measure = [], {}   # image key -> [(annotation, polygons)]
+    for p in pending:
+        file_name = images[p.image_key]["file_name"]
+        ann_id = p.annotation_id
+        if ann_id is None or ann_id in used_ids:
+            ann_id = new_id()
+            if p.annotation_id is not None:
+                summary.note("annotation_ids_renumbered", file_name, p.item, f"duplicate id: now {ann_id}")
+        used_ids.add(ann_id)
+        polygons = [_interleave(xs, ys) for xs, ys in zip(p.xs, p.ys)]
+        iscrowd = _part_number(p.iscrowd, 0)
+        annotation = {"id": ann_id, "image_id": images[p.image_key]["id"], "category_id": p.category_id,
+                      "segmentation": polygons, "area": None, "bbox": None, "iscrowd": iscrowd}
+        carried_bbox = None if (recompute or p.repaired) else _parse_bbox(p.bbox) if p.bbox is not None else None
+        carried_area = None if (recompute or p.repaired) else _parse_area(p.area) if p.area is not None else None
+        if carried_bbox is None:
+            x_low = min(min(xs) for xs in p.xs)
+            y_low = min(min(ys) for ys in p.ys)
+            carried_bbox = [x_low, y_low, max(max(xs) for xs in p.xs) - x_low,
+                            max(max(ys) for ys in p.ys) - y_low]
+        annotation["bbox"] = carried_bbox
+        if carried_area is None:
+            to_measure.setdefault(p.image_key, []).append((annotation, polygons))
+        else:
+            annotation["area"] = carried_area
+        annotations.append(annotation)
+        summary.multipart_annotations += len(polygons) > 1
+        summary.crowd_annotations += bool(iscrowd)
+        summary.polygons_out += len(polygons)
+
+    empty = set()
+    for key, items in to_measure.items():
+        width, height = sizes[key]
+        all_polygons = [polygon for _, polygons in items for polygon in polygons]
+        if width is None:   # unknown size: a canvas that holds every point
+            width = int(np.ceil(max(max(poly[0::2]) for poly in all_polygons))) + 1
+            height = int(np.ceil(max(max(poly[1::2]) for poly in all_polygons))) + 1
+        rles = mask_utils.frPyObjects(all_polygons, height, width)
+        position = 0
+        for annotation, polygons in items:
+            parts = rles[position:position + len(polygons)]
+            position += len(polygons)
+            rle = parts[0] if len(parts) == 1 else mask_utils.merge(parts)
+            annotation["area"] = int(mask_utils.area(rle))
+            if annotation["area"] == 0:
+                summary.note("annotations_empty_mask", images[key]["file_name"],
+                             f"annotation {annotation['id']}", "mask has 0 pixels: skipped")
+                empty.add(id(annotation))
+    if empty:
+        annotations = [a for a in annotations if id(a) not in empty]
+        summary.multipart_annotations = sum(len(a["segmentation"]) > 1 for a in annotations)
+        summary.crowd_annotations = sum(bool(a["iscrowd"]) for a in annotations)
+        summary.polygons_out = sum(len(a["segmentation"]) for a in annotations)
+    return annotations
+
+
+# --- command line ---------------------------------------------------------------------------
+def _categories_argument(text):
+    """A COCO JSON path (ends in .json or is a file), else comma-separated category names."""
+    if text.lower().endswith(".json") or Path(text).is_file():
+        return Path(text)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise DataError(f"--categories {text!r}: give a COCO JSON path or comma-separated names")
+    return names
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m helpers.convert",
+                                     description="Convert annotations between COCO and VIA 2.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    to_via = commands.add_parser("coco-to-via", help="COCO JSON -> VIA 2 JSON")
+    to_coco = commands.add_parser("via-to-coco", help="VIA (1, 2 or project) JSON -> COCO JSON")
+    to_coco.add_argument("--categories", required=True,
+                         help="a COCO JSON whose categories are used, or comma-separated names")
+    for command in (to_via, to_coco):
+        command.add_argument("input", type=Path)
+        command.add_argument("output", type=Path)
+        command.add_argument("--images", type=Path, default=None,
+                             help="image folder: skip images whose file is missing there")
+        command.add_argument("--attribute", default="fashion",
+                             help="region attribute holding the category (default: fashion)")
+        command.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "coco-to-via":
+            via, summary = coco_to_via(args.input, args.attribute, args.images, progress=not args.quiet)
+            write_via(via, args.output)
+        else:
+            coco, summary = via_to_coco(args.input, _categories_argument(args.categories),
+                                        args.attribute, args.images, progress=not args.quiet)
+            write_json_atomic(args.output, coco)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
