@@ -159,17 +159,18 @@ def _content_range(header):
         span, total = spec.strip().split("/")
         start = None if span == "*" else int(span.split("-")[0])
         return start, (None if total == "*" else int(total))
-    except ValueError:
+    except (ValueError, IndexError):
         return None, None
 
 
-def _check_free_space(part, needed, url):
+def _check_free_space(target, needed, what):
+    """DownloadError when `needed` bytes will not fit in the folder of `target`."""
     if needed is None:
         return
-    free = shutil.disk_usage(part.parent).free
+    free = shutil.disk_usage(target.parent).free
     if free < needed:
-        raise DownloadError(f"{url}: needs {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB "
-                            f"are free in {part.parent}. Free some space, then run again.")
+        raise DownloadError(f"{what}: needs {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB "
+                            f"are free in {target.parent}. Free some space, then run again.")
 
 
 def _refuse_lfs_pointer(part, url):
@@ -268,6 +269,9 @@ def unpack_lmdb_tar(tar_path, progress=True, chunk_size=1 << 20):
     chosen = [m for m in members if PurePosixPath(m.name).parent == folder_in_tar]
     staging = folder.with_name(folder.name + ".part")
     staging.mkdir(parents=True, exist_ok=True)
+    done = sum(min(f.stat().st_size, m.size) for m in chosen
+               if (f := staging / PurePosixPath(m.name).name).is_file())
+    _check_free_space(staging, sum(m.size for m in chosen) - done, tar_path)
     with open(tar_path, "rb") as src, tqdm(total=sum(m.size for m in chosen), unit="B",
                                            unit_scale=True, unit_divisor=1024,
                                            desc=f"untar {tar_path.name}", disable=not progress) as bar:
@@ -406,8 +410,12 @@ def fetch_modanet(paths, route="fast", sources=None, progress=True):
         summary["images"] = {"already_present": True}
     else:
         source = sources[route]
-        archive = download_file(source["url"], paths.downloads / source["file"],
-                                md5=source.get("md5"), progress=progress)
+        unpacked = paths.downloads / Path(source["file"]).stem  # photos.lmdb (full route)
+        if route == "full" and (unpacked / "data.mdb").is_file():
+            archive = unpacked  # the tar may be deleted once unpacked, to save 40 GB
+        else:
+            archive = download_file(source["url"], paths.downloads / source["file"],
+                                    md5=source.get("md5"), progress=progress)
         if route == "fast":
             summary["images"] = extract_zip_images(
                 archive, paths.images, wanted={e["file_name"] for e in entries}, progress=progress)

@@ -131,6 +131,12 @@ def test_oversized_part_answered_416_restarts_from_zero(http_server, tmp_path):
     assert http_server.requests_for("/a.bin") == ["bytes=9004-", None]
 
 
+def test_content_range_parsing():
+    assert dl._content_range(None) == (None, None)
+    assert dl._content_range("bytes */9000") == (None, 9000)
+    assert dl._content_range("bytes 10-19/20") == (10, 20)
+
+
 def test_bad_checksum_raises_and_leaves_nothing(http_server, tmp_path):
     http_server.files["/a.bin"] = payload(1000)
     dest = tmp_path / "a.bin"
@@ -294,6 +300,16 @@ def test_interrupted_untar_resumes_to_identical_files(tmp_path):
     assert (folder / "data.mdb").read_bytes() == original
 
 
+def test_truncated_tar_is_a_clear_error(tmp_path):
+    tar_path = make_lmdb_tar(tmp_path, {7: payload(300_000)})
+    (tmp_path / "photos.lmdb").rename(tmp_path / "built.lmdb")
+    tar_path.write_bytes(tar_path.read_bytes()[:200_000])
+    with pytest.raises(DownloadError, match="photos.lmdb.tar.*download it again"):
+        extract_lmdb_images(tar_path, [{"id": 7, "file_name": "7.jpg"}], tmp_path / "images",
+                            progress=False)
+    assert not (tmp_path / "photos.lmdb").exists() and not (tmp_path / "images").exists()
+
+
 def test_missing_key_and_bad_value_raise_after_writing_the_rest(tmp_path):
     tar_path = make_lmdb_tar(tmp_path, {1: jpeg_bytes((9, 9, 9))}, extra={3: b"not an image"})
     entries = [{"id": 1, "file_name": "0000001.jpg"}, {"id": 2, "file_name": "0000002.jpg"},
@@ -383,6 +399,13 @@ def test_fetch_modanet_full_route_end_to_end(http_server, tmp_path):
     for entry in entries:
         assert (paths.images / entry["file_name"]).read_bytes() == photos[entry["id"]]
     assert not (paths.images / "123.jpg").exists()
+    # once unpacked, the 40 GB tar may go: a re-run with a lost photo uses the LMDB folder
+    (paths.downloads / "photos.lmdb.tar").unlink()
+    (paths.images / entries[0]["file_name"]).unlink()
+    requests_before = len(http_server.requests)
+    again = fetch_modanet(paths, "full", sources, progress=False)
+    assert (again["images"]["written"], again["images"]["skipped"]) == (1, len(entries) - 1)
+    assert len(http_server.requests) == requests_before
 
 
 def test_cli_annotations_only_and_error_exit(http_server, tmp_path, capsys):
