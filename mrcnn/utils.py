@@ -268,7 +268,7 @@ def apply_box_deltas(boxes, deltas):
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 _CV2_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
-_CV2_MAX_CHANNELS = 512
+_CV2_MAX_CHANNELS = 128   # cv2.resize takes at most 128 channels in OpenCV 5 (512 in OpenCV 4)
 
 
 def _scaled_size(height, width, scale):
