@@ -25,6 +25,9 @@ EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientations that turn the picture by 90 degrees (width and height swap on display).
 QUARTER_TURN_ORIENTATIONS = {5, 6, 7, 8}
 
+# Types JSON gives for numbers: checked first, as a set, because ModaNet has millions of them.
+PLAIN_NUMBER_TYPES = {int, float}
+
 EMPTY_MASK = "annotation: mask is empty at the image's size"
 
 
@@ -51,7 +54,8 @@ def _polygon_problem(polygon):
     """Why a flat polygon cannot be rasterised, or None when it can."""
     if not isinstance(polygon, (list, tuple)):
         return "polygon part: not a list of coordinates"
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in polygon):
+    if not {type(v) for v in polygon} <= PLAIN_NUMBER_TYPES and not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in polygon):
         return "polygon part: coordinates are not numbers"
     if len(polygon) % 2:
         return "polygon part: odd number of coordinates"
@@ -149,6 +153,14 @@ class _AnnotatedDataset(Dataset):
         return str(self.image_info[image_id]["path"])
 
     # -- class ids ------------------------------------------------------------------------
+    def _register_class(self, source, class_id, name):
+        """add_class, but a second name for an already registered (source, id) is an error."""
+        for info in self.class_info:
+            if info["source"] == source and info["id"] == class_id and info["name"] != name:
+                raise DataError(f"class {class_id} of source {source!r} is already {info['name']!r}; "
+                                f"cannot also be {name!r} (use another source name)")
+        self.add_class(source, class_id, name)
+
     def source_class_ids_by_internal(self):
         """{internal class id: the source's own class id} for every class but BG."""
         return {i: info["id"] for i, info in enumerate(self.class_info) if i > 0}
@@ -203,7 +215,7 @@ class CocoDataset(_AnnotatedDataset):
         names_by_id = self._read_categories(data["categories"], where)
         selected = self._select_classes(names_by_id, class_names, where)
         for category_id in selected:
-            self.add_class(source, category_id, names_by_id[category_id])
+            self._register_class(source, category_id, names_by_id[category_id])
 
         images = self._read_images(data["images"], where)
         kept = {image_id: [] for image_id in images}
@@ -351,13 +363,13 @@ class ViaDataset(_AnnotatedDataset):
         """
         entries = read_via(via_json)
         where = str(via_json) if isinstance(via_json, (str, Path)) else "<VIA data given as a dict>"
-        if not class_map:
-            raise DataError("class_map is empty: map at least one attribute value to a class name")
+        if not isinstance(class_map, dict) or not class_map:
+            raise DataError("class_map must be a non-empty dict: attribute value -> class name")
         name_by_label = {str(label): name for label, name in class_map.items()}
         class_names = list(dict.fromkeys(name_by_label.values()))
         source_id_by_name = {name: i for i, name in enumerate(class_names, start=1)}
         for name, class_id in source_id_by_name.items():
-            self.add_class(source, class_id, name)
+            self._register_class(source, class_id, name)
 
         images_dir = Path(images_dir)
         for key, entry in tqdm(entries.items(), desc="VIA images", disable=not progress):
@@ -386,7 +398,7 @@ class ViaDataset(_AnnotatedDataset):
         attributes = entry.get("file_attributes") or {}
         if isinstance(attributes, dict):
             # "widht" is how the season project's real export spells it.
-            width = _positive_int(attributes.get("width", attributes.get("widht")))
+            width = _positive_int(attributes.get("width") or attributes.get("widht"))
             height = _positive_int(attributes.get("height"))
             if width and height:
                 return width, height

@@ -17,6 +17,9 @@ from helpers.datasets import CocoDataset, ViaDataset, segmentation_to_mask
 from helpers.io import DataError
 from helpers.modanet import CLASS_NAMES, CATEGORY_ID_BY_NAME, categories
 
+# pycocotools' decode trips numpy 2's copy-keyword deprecation; it is theirs, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 WIDTH, HEIGHT = 64, 48  # not square, so a transposed mask cannot pass
 MODANET_CLASS_MAP = {str(i + 1): name for i, name in enumerate(CLASS_NAMES)}
@@ -514,3 +517,31 @@ def test_real_photos_load_as_exif_says(name):
     image = dataset.load_image(0)
     assert image.shape == ((400, 600, 3) if turned else (600, 400, 3))
     assert image.dtype == np.uint8 and image.std() > 10
+
+
+def test_polygon_coordinates_must_be_numbers(coco_set):
+    data, images_dir = coco_set
+    as_numpy = [np.float64(v) for v in TRIANGLE]
+    data["annotations"] = [
+        {"id": 1, "image_id": 11, "category_id": 1, "iscrowd": 0, "segmentation": [as_numpy]},
+        {"id": 2, "image_id": 11, "category_id": 1, "iscrowd": 0, "segmentation": [["5", 5, 25, 6, 12, 30]]},
+        {"id": 3, "image_id": 11, "category_id": 1, "iscrowd": 0, "segmentation": [[True, 5, 25, 6, 12, 30]]},
+        {"id": 4, "image_id": 11, "category_id": 1, "iscrowd": 0, "segmentation": [TRIANGLE + [3.0]]},
+    ]
+    dataset = load_coco(data, images_dir)
+    assert dataset.skipped == {"polygon part: coordinates are not numbers": 2,
+                               "polygon part: odd number of coordinates": 1,
+                               "annotation: no usable polygon": 3}
+    masks, _ = dataset.load_mask(0)
+    np.testing.assert_array_equal(masks[..., 0], segmentation_to_mask([TRIANGLE], HEIGHT, WIDTH))
+
+
+def test_same_source_class_id_with_another_name_is_refused(coco_set):
+    data, images_dir = coco_set
+    dataset = ViaDataset()
+    dataset.load_via(coco_to_via(data, images_dir), images_dir, {"1": "bag"}, progress=False)
+    with pytest.raises(DataError, match="already 'bag'"):
+        dataset.load_via(coco_to_via(data, images_dir), images_dir, {"1": "top"}, progress=False)
+    dataset.load_via(coco_to_via(data, images_dir), images_dir, {"1": "top"}, source="via2", progress=False)
+    dataset.prepare()
+    assert dataset.class_names == ["BG", "bag", "top"]
