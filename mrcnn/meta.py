@@ -49,12 +49,12 @@ def parse_image_meta_graph(meta):
 
 def mold_image(images, config):
     """uint8 RGB -> float32 with the dataset mean subtracted (what the network sees)."""
-    return images.astype(np.float32) - config.MEAN_PIXEL
+    return (images.astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float32)).astype(np.float32)
 
 
 def unmold_image(normalized_images, config):
     """The inverse of mold_image, back to uint8 RGB."""
-    return np.clip(normalized_images + config.MEAN_PIXEL, 0, 255).astype(np.uint8)
+    return np.clip(np.rint(normalized_images + config.MEAN_PIXEL), 0, 255).astype(np.uint8)
 
 
 def compute_backbone_shapes(config, image_shape):
