@@ -141,7 +141,8 @@ def bench_convert(source, folder, repeat):
     except (ImportError, SyntaxError) as err:  # absent, or mid-edit
         print(f"conversion bench skipped: helpers.convert not available ({err})")
         return None
-    quiet = lambda fn: {"progress": False} if "progress" in inspect.signature(fn).parameters else {}
+    def quiet(fn):
+        return {"progress": False} if "progress" in inspect.signature(fn).parameters else {}
     via_path, back_path = folder / "via.json", folder / "back.json"
 
     summaries = {}

@@ -131,10 +131,11 @@ def _labels_by_image(coco, image_ids, category_names, source):
         try:
             image_id = annotation["image_id"]
             category_id = annotation["category_id"]
+            known = category_id in category_names
         except (TypeError, KeyError):
             raise DataError(f"{source}: annotation #{k} needs an 'image_id' and a "
                             f"'category_id'") from None
-        if category_id not in category_names:
+        if not known:
             raise DataError(f"{source}: annotation {annotation.get('id', '#' + str(k))!r} has "
                             f"category_id {category_id!r}, which is not in 'categories'")
         try:
