@@ -176,7 +176,7 @@ def _choose_outfit(rng, target=None):
         outfit["bottom"] = ("pants", "pants", "pants", "shorts", "shorts", "skirt", "skirt")[rng.integers(7)]
     if target in ("top", "dress"):
         outfit["upper"], outfit["outer"] = target, False
-        outfit["bottom"] = outfit["bottom"] or "pants" if target == "top" else None
+        outfit["bottom"] = (outfit["bottom"] or "pants") if target == "top" else None
     elif target in ("pants", "shorts", "skirt"):
         outfit["upper"], outfit["bottom"], outfit["long_coat_ok"] = "top", target, False
     elif target in ("footwear", "boots"):
@@ -362,10 +362,9 @@ def _figure_parts(rng, fig, outfit, paints):
         elif style == 1:            # a beanie
             hat = _ellipse(0, 0.32, 0.42, 0.44, math.pi, 2 * math.pi + 1e-9, 12) + [(0.43, 0.36), (-0.43, 0.36)]
         else:                       # a cap with a visor
-            s = 1 if rng.random() < 0.5 else -1
-            hat = _ellipse(0, 0.3, 0.39, 0.38, math.pi, 2 * math.pi + 1e-9, 12)
-            hat += [(s * 0.72, 0.33), (s * 0.3, 0.36), (-s * 0.39, 0.33)] if s > 0 else \
-                [(0.39, 0.33), (-0.3, 0.36), (-0.72, 0.33)]
+            dome = _ellipse(0, 0.3, 0.39, 0.38, math.pi, 2 * math.pi + 1e-9, 12)   # left to right
+            visor = [(0.72, 0.33), (0.3, 0.36), (-0.39, 0.33)]                     # peak to the right
+            hat = dome + visor if rng.random() < 0.5 else [(-x, y) for x, y in dome + visor]
         add("garment", "headwear", [hat], paints["headwear"])
     return parts
 
@@ -635,8 +634,9 @@ def _check_size(size):
         width, height = (int(v) for v in size)
     except (TypeError, ValueError):
         raise ValueError(f"size must be (width, height) in pixels, got {size!r}") from None
-    if width < 64 or height < 96:
-        raise ValueError(f"size {width}x{height} is too small: use at least 64x96 pixels")
+    if width < 64 or height < 128:
+        raise ValueError(f"size {width}x{height} is too small: use at least 64x128 pixels "
+                         "(width x height), or small garments vanish")
     return width, height
 
 
@@ -752,6 +752,7 @@ def generate_custom_set(root, classes, per_label, size=(128, 192), seed=43, prog
     images, annotations, label_maps = [], [], {}
     for image_id, (name, season, n) in enumerate(
             tqdm(jobs, desc="Drawing custom season set", disable=not progress), start=1):
+        file_name = f"{class_slug(name)}_{season}_{n}.jpg"
         rng = np.random.default_rng([int(seed), 1, CLASS_NAMES.index(name), SEASON_CODES.index(season), n])
         for _ in range(50):
             rgb, labels, garments = _draw_scene(rng, (width, height), target=name, target_season=season)
@@ -759,8 +760,8 @@ def generate_custom_set(root, classes, per_label, size=(128, 192), seed=43, prog
             if target and target[0]["visible_fraction"] >= 0.6:
                 break
         else:
-            raise RuntimeError(f"could not draw a visible {name} for {name}_{season}_{n}; try another seed")
-        file_name = f"{class_slug(name)}_{season}_{n}.jpg"
+            raise ValueError(f"could not draw a clearly visible {name} for {file_name}: "
+                             "try a larger size or another seed")
         _write_jpeg(image_dir / file_name, rgb)
         entry = _image_entry(file_name, image_id, width, height)
         entry.update({"target_class": name, "season": season})

@@ -234,6 +234,9 @@ def test_custom_truth_matches_visible_pixels(custom):
     _, summary, truth = custom
     width, height = SIZE
     files = {im["id"]: im["file_name"] for im in truth["images"]}
+    for image in truth["images"]:                        # every garment drawn is annotated
+        ids = {a["id"] for a in truth["annotations"] if a["image_id"] == image["id"]}
+        assert set(np.unique(summary["label_maps"][image["file_name"]])) - {0} == ids
     for ann in truth["annotations"]:
         seen = summary["label_maps"][files[ann["image_id"]]] == ann["id"]
         drawn = rasterize(ann, height, width)
@@ -305,6 +308,9 @@ def test_build_sample_skips_rerun_and_rebuilds_on_change(tmp_path):
 
     forced = build_sample(replace(profile, sample_images=4), force=True, progress=False, root=tmp_path)
     assert forced["skipped"] is False
+
+    manifest_path.unlink()                               # as if a build had been interrupted
+    assert build_sample(replace(profile, sample_images=4), progress=False, root=tmp_path)["skipped"] is False
 
 
 def test_build_sample_refuses_the_full_profile(tmp_path):
