@@ -48,6 +48,7 @@ def atomic_write(path, mode="w", **kwargs):
 
 def write_json_atomic(path, obj, indent=None):
     """Write `obj` as JSON to `path` atomically; returns the path."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)  # C encoder: json.dump's is pure Python
     with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=indent, ensure_ascii=False)
+        f.write(text)
     return Path(path)
