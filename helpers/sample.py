@@ -385,7 +385,11 @@ def _trace_loops(mask):
     Outer boundaries run clockwise on screen (positive shoelace area), holes the other way.
     At a corner where two pixels touch only diagonally the trace turns so as to keep to its
     pixel, i.e. regions are 4-connected."""
-    m = np.pad(mask.astype(bool), 1)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    oy, ox = int(rows[0]), int(cols[0])          # trace inside the mask's box, then shift back
+    m = np.pad(mask[oy:rows[-1] + 1, ox:cols[-1] + 1].astype(bool), 1)
     core = m[1:-1, 1:-1]
     out = {}
     for edges, (dx0, dy0, dx1, dy1) in (
@@ -395,7 +399,7 @@ def _trace_loops(mask):
             (core & ~m[1:-1, :-2], (0, 1, 0, 0))):   # left edge, heading north
         rows, cols = np.nonzero(edges)
         for r, c in zip(rows.tolist(), cols.tolist()):
-            out.setdefault((c + dx0, r + dy0), []).append((c + dx1, r + dy1))
+            out.setdefault((c + ox + dx0, r + oy + dy0), []).append((c + ox + dx1, r + oy + dy1))
     loops = []
     while out:
         start = next(iter(out))
