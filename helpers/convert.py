@@ -28,6 +28,8 @@ Command line (prints the summary; a bad input file is a one-line error and exit 
     python -m helpers.convert via-to-coco IN OUT --categories COCO_JSON_OR_NAMES [--images DIR]
 """
 import argparse
+import contextlib
+import gc
 import sys
 from dataclasses import dataclass, field, fields
 from itertools import chain
@@ -42,6 +44,7 @@ from helpers.io import DataError, read_json, write_json_atomic
 from helpers.via import read_via, write_via
 
 MAX_PROBLEMS = 20
+AREA_EPSILON = 1e-9        # a polygon with a smaller shoelace area is degenerate
 EXIF_ORIENTATION = 0x0112
 DEFAULT_INFO = {"description": "Converted from VIA by helpers.convert"}
 
@@ -150,23 +153,47 @@ class ConversionSummary:
 
 
 # --- shared pieces --------------------------------------------------------------------------
-def polygon_areas(xs_list, ys_list):
-    """Shoelace areas of many polygons at once (one numpy pass over all their points).
+@contextlib.contextmanager
+def _without_gc():
+    """Pause Python's cycle collector: the converters build millions of small lists but no
+    cycles, and with a parsed ModaNet file alive every collection walks all of it (this alone
+    made a 55k-image conversion about twice as slow)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
-    `xs_list[i]`, `ys_list[i]` are the x and y coordinates of polygon i (at least 3 points).
-    """
+
+def _flat_points(xs_list, ys_list):
+    """All polygons' points in flat float arrays: (x, y, starts, counts)."""
     counts = np.fromiter(map(len, xs_list), dtype=np.int64, count=len(xs_list))
-    if counts.size == 0:
-        return np.zeros(0)
     total = int(counts.sum())
     x = np.fromiter(chain.from_iterable(xs_list), dtype=np.float64, count=total)
     y = np.fromiter(chain.from_iterable(ys_list), dtype=np.float64, count=total)
     starts = np.zeros_like(counts)
     np.cumsum(counts[:-1], out=starts[1:])
-    following = np.arange(1, total + 1)
-    following[starts + counts - 1] = starts          # the last point closes onto the first
-    cross = x * y[following] - x[following] * y
+    return x, y, starts, counts
+
+
+def _shoelace(x, y, starts, counts):
+    cross = np.empty_like(x)
+    cross[:-1] = x[:-1] * y[1:] - x[1:] * y[:-1]
+    ends = starts + counts - 1
+    cross[ends] = x[ends] * y[starts] - x[starts] * y[ends]   # the last point closes onto the first
     return 0.5 * np.abs(np.add.reduceat(cross, starts))
+
+
+def polygon_areas(xs_list, ys_list):
+    """Shoelace areas of many polygons at once (one numpy pass over all their points).
+
+    `xs_list[i]`, `ys_list[i]` are the x and y coordinates of polygon i (at least 3 points).
+    """
+    if len(xs_list) == 0:
+        return np.zeros(0)
+    return _shoelace(*_flat_points(xs_list, ys_list))
 
 
 def _positive_int(value):
@@ -195,11 +222,16 @@ def _number(text):
 
 def _parse_bbox(text):
     """A carried "bbox" attribute ('x,y,w,h') as a list of 4 numbers, or None."""
-    try:
-        values = [_number(v) for v in str(text).split(",")]
-    except ValueError:
+    values = str(text).split(",")
+    if len(values) != 4:
         return None
-    return values if len(values) == 4 else None
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        try:
+            return [_number(v) for v in values]
+        except ValueError:
+            return None
 
 
 def _parse_area(text):
@@ -222,8 +254,8 @@ def _image_file_size(path):
         return None
 
 
-def _clean_points(xs, ys, width, height, summary, image, item):
-    """(xs, ys, repaired) of a usable polygon, or None when it is skipped (and counted)."""
+def _check_structure(xs, ys, summary, image, item):
+    """(xs, ys, repaired) with x / y counts matched and at least 3 points, or None (counted)."""
     repaired = False
     if len(xs) != len(ys):
         summary.note("odd_coordinates_repaired", image, item,
@@ -234,22 +266,9 @@ def _clean_points(xs, ys, width, height, summary, image, item):
     if len(xs) < 3:
         summary.note("polygons_too_few_points", image, item, f"polygon with {len(xs)} points")
         return None
-    try:
-        x_low, x_high, y_low, y_high = min(xs), max(xs), min(ys), max(ys)
-        outside = x_low < 0 or y_low < 0
-        if width is not None:
-            outside = outside or x_high > width or y_high > height
-        elif outside:
-            width, height = x_high if x_high > 0 else 0, y_high if y_high > 0 else 0
-    except TypeError:
-        summary.note("polygons_not_numeric", image, item, "coordinates are not all numbers")
+    if isinstance(xs[0], str) or isinstance(ys[0], str):
+        summary.note("polygons_not_numeric", image, item, "coordinates written as text")
         return None
-    if outside:
-        summary.note("polygons_clipped", image, item,
-                     f"points outside the image ({width}x{height}): clipped")
-        xs = [0 if v < 0 else (width if v > width else v) for v in xs]
-        ys = [0 if v < 0 else (height if v > height else v) for v in ys]
-        repaired = True
     return xs, ys, repaired
 
 
@@ -267,47 +286,94 @@ class _Pending:
     area: object = None
     repaired: bool = False
     item: str = ""
-    order: list = field(default_factory=list)   # VIA "part" numbers, to restore part order
+    order: list = field(default_factory=list)    # VIA "part" numbers, to restore part order
+    sources: list = field(default_factory=list)  # where each polygon came from, for messages
 
 
-def _drop_degenerate_parts(pending, summary, image_name):
-    """Remove zero-area / non-finite polygons (one vectorised pass); drop emptied annotations."""
-    all_xs = [xs for p in pending for xs in p.xs]
-    all_ys = [ys for p in pending for ys in p.ys]
+def _is_numeric(values):
     try:
-        areas = polygon_areas(all_xs, all_ys)
-    except (TypeError, ValueError):   # a non-numeric value slipped through: check one by one
-        areas = np.array([_safe_area(xs, ys) for xs, ys in zip(all_xs, all_ys)])
-    usable = np.isfinite(areas) & (areas > 1e-9)
-    if usable.all():
-        return pending
-    kept, position = [], 0
-    for p in pending:
-        flags = usable[position:position + len(p.xs)]
-        position += len(p.xs)
-        if not flags.all():
-            for part, ok in enumerate(flags):
-                if not ok:
-                    finite = np.isfinite(areas[position - len(p.xs) + part])
-                    summary.note("polygons_zero_area" if finite else "polygons_not_numeric",
-                                 image_name(p.image_key), f"{p.item} part {part}",
-                                 "zero area" if finite else "non-finite coordinates")
-            p.xs = [xs for xs, ok in zip(p.xs, flags) if ok]
-            p.ys = [ys for ys, ok in zip(p.ys, flags) if ok]
+        np.asarray(values, dtype=np.float64)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _remove_parts(pending, doomed, summary, image_name):
+    """`pending` without the parts in `doomed` ({pending index: set of parts}); annotations left
+    without a polygon are dropped and counted."""
+    kept = []
+    for index, p in enumerate(pending):
+        parts = doomed.get(index)
+        if parts:
+            keep = [part for part in range(len(p.xs)) if part not in parts]
+            p.xs, p.ys = [p.xs[i] for i in keep], [p.ys[i] for i in keep]
+            p.sources = [p.sources[i] for i in keep]
             p.repaired = True
             if not p.xs:
                 summary.note("annotations_without_polygons", image_name(p.image_key), p.item,
-                             "no polygon left")
+                             "no usable polygon left")
                 continue
         kept.append(p)
     return kept
 
 
-def _safe_area(xs, ys):
+def _check_geometry(pending, sizes, summary, image_name):
+    """Clip points outside their image, then drop zero-area and non-finite polygons; every case
+    counted. One vectorised pass over all points; Python touches only the polygons it flags."""
+    all_xs = [xs for p in pending for xs in p.xs]
+    all_ys = [ys for p in pending for ys in p.ys]
+    if not all_xs:
+        return pending
     try:
-        return float(polygon_areas([xs], [ys])[0])
-    except (TypeError, ValueError):
-        return float("nan")
+        x, y, starts, counts = _flat_points(all_xs, all_ys)
+    except (TypeError, ValueError):   # something that is not a number: find it, then go on
+        doomed = {}
+        for index, p in enumerate(pending):
+            for part, (xs, ys) in enumerate(zip(p.xs, p.ys)):
+                if not (_is_numeric(xs) and _is_numeric(ys)):
+                    summary.note("polygons_not_numeric", image_name(p.image_key),
+                                 f"{p.item} {p.sources[part]}".strip(), "coordinates are not all numbers")
+                    doomed.setdefault(index, set()).add(part)
+        return _check_geometry(_remove_parts(pending, doomed, summary, image_name), sizes,
+                               summary, image_name)
+
+    parts_per_annotation = np.fromiter((len(p.xs) for p in pending), np.int64, len(pending))
+    owner = np.repeat(np.arange(len(pending)), parts_per_annotation)
+    first_part = np.zeros_like(parts_per_annotation)
+    np.cumsum(parts_per_annotation[:-1], out=first_part[1:])
+    limits = np.array([[sizes[p.image_key][0] or np.inf, sizes[p.image_key][1] or np.inf]
+                       for p in pending], dtype=np.float64).reshape(-1, 2)[owner]
+    outside = ((np.minimum.reduceat(x, starts) < 0) | (np.minimum.reduceat(y, starts) < 0)
+               | (np.maximum.reduceat(x, starts) > limits[:, 0])
+               | (np.maximum.reduceat(y, starts) > limits[:, 1]))
+    areas = _shoelace(x, y, starts, counts)
+    flagged = np.flatnonzero(outside | ~(areas > AREA_EPSILON))   # NaN areas are flagged too
+    doomed = {}
+    for polygon in flagged.tolist():
+        index = int(owner[polygon])
+        part = polygon - int(first_part[index])
+        p = pending[index]
+        where = (image_name(p.image_key), f"{p.item} {p.sources[part]}".strip())
+        area = areas[polygon]
+        if not np.isfinite(area):
+            summary.note("polygons_not_numeric", *where, "coordinates are not finite numbers")
+            doomed.setdefault(index, set()).add(part)
+            continue
+        if outside[polygon]:
+            width, height = sizes[p.image_key]
+            xs = [0 if v < 0 else v for v in p.xs[part]]
+            ys = [0 if v < 0 else v for v in p.ys[part]]
+            if width is not None:
+                xs = [width if v > width else v for v in xs]
+                ys = [height if v > height else v for v in ys]
+            summary.note("polygons_clipped", *where,
+                         f"points outside the image ({width}x{height}): clipped")
+            p.xs[part], p.ys[part], p.repaired = xs, ys, True
+            area = polygon_areas([xs], [ys])[0]
+        if not area > AREA_EPSILON:
+            summary.note("polygons_zero_area", *where, "zero area" + " after clipping" * bool(outside[polygon]))
+            doomed.setdefault(index, set()).add(part)
+    return _remove_parts(pending, doomed, summary, image_name) if doomed else pending
 
 
 def _new_id_factory(used_ids):
@@ -343,6 +409,11 @@ def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
     or unreadable there is skipped (with its annotations).
     """
     _, coco = _load_coco(coco)
+    with _without_gc():
+        return _coco_to_via(coco, attribute, images_dir, progress)
+
+
+def _coco_to_via(coco, attribute, images_dir, progress):
     summary = ConversionSummary("COCO -> VIA")
     summary.images_in, summary.annotations_in = len(coco["images"]), len(coco["annotations"])
     known_categories = {c.get("id") for c in coco.get("categories") or [] if isinstance(c, dict)}
@@ -404,7 +475,6 @@ def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
             kind = "RLE (not representable in VIA)" if isinstance(segmentation, dict) else "none"
             summary.note("annotations_without_polygons", file_name, item, f"segmentation: {kind}")
             continue
-        width, height = sizes[key]
         p = _Pending(key, ann_id, category_id, [], [], ann.get("iscrowd"), ann.get("bbox"),
                      ann.get("area"), item=item)
         for part, polygon in enumerate(segmentation):
@@ -417,20 +487,20 @@ def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
                              f"{len(polygon)} coordinates: last value dropped")
                 polygon = polygon[:-1]
                 p.repaired = True
-            cleaned = _clean_points(polygon[0::2], polygon[1::2], width, height, summary,
-                                    file_name, f"{item} part {part}")
-            if cleaned is None:
+            checked = _check_structure(polygon[0::2], polygon[1::2], summary, file_name,
+                                       f"{item} part {part}")
+            if checked is None:
                 p.repaired = True
                 continue
-            p.xs.append(cleaned[0])
-            p.ys.append(cleaned[1])
-            p.repaired |= cleaned[2]
+            p.xs.append(checked[0])
+            p.ys.append(checked[1])
+            p.sources.append(f"part {part}")
         if not p.xs:
             summary.note("annotations_without_polygons", file_name, item, "no usable polygon")
             continue
         pending.append(p)
 
-    pending = _drop_degenerate_parts(pending, summary, lambda key: via[key]["filename"])
+    pending = _check_geometry(pending, sizes, summary, lambda key: via[key]["filename"])
 
     used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
     for p in pending:
@@ -541,9 +611,16 @@ def via_to_coco(via, categories, attribute="fashion", images_dir=None, info=None
     `categories`: a COCO categories list, a list of names (ids 1..n), or a COCO JSON (path or
     dict) whose categories are used and whose info / licenses / year / type are copied.
     A region's `attribute` may hold the category id as text ("5") or its name ("outer").
+    Set `recompute=True` to ignore carried "bbox"/"area" attributes (after editing polygons).
     """
     via = read_via(via)
     categories, copied = _resolve_categories(categories)
+    with _without_gc():
+        return _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
+                            recompute, progress)
+
+
+def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses, recompute, progress):
     lookup = _category_lookup(categories)
     summary = ConversionSummary("VIA -> COCO")
     summary.images_in = len(via)
@@ -589,55 +666,64 @@ def via_to_coco(via, categories, attribute="fashion", images_dir=None, info=None
 
         groups = {}
         for index, region in enumerate(regions):
-            item = f"region {index}"
             shape = region.get("shape_attributes") if isinstance(region, dict) else None
             points = _region_points(shape) if isinstance(shape, dict) else None
             if points is None:
                 name = shape.get("name") if isinstance(shape, dict) else None
-                summary.note("regions_unsupported_shape", file_name, item, f"shape {name!r}")
+                summary.note("regions_unsupported_shape", file_name, f"region {index}", f"shape {name!r}")
                 continue
             xs, ys, was_rect = points
             if was_rect:
-                summary.note("rects_converted", file_name, item, "rectangle -> polygon")
+                summary.note("rects_converted", file_name, f"region {index}", "rectangle -> polygon")
             attributes = region.get("region_attributes") or {}
-            value = _attribute_value(attributes.get(attribute))
-            category_id = lookup.get(value)
+            raw_value = attributes.get(attribute)
+            category_id = lookup.get(raw_value) if isinstance(raw_value, str) else None
             if category_id is None:
-                summary.note("annotations_unknown_category", file_name, item,
-                             f"{attribute}={attributes.get(attribute)!r} is not a category")
-                continue
-            cleaned = _clean_points(xs, ys, width, height, summary, file_name, item)
+                category_id = lookup.get(_attribute_value(raw_value))
+                if category_id is None:
+                    summary.note("annotations_unknown_category", file_name, f"region {index}",
+                                 f"{attribute}={raw_value!r} is not a category")
+                    continue
             link = attributes.get("annotation_id")
-            group_key = (str(link), category_id) if link not in (None, "") else (index,)
+            linked = link is not None and link != ""
+            group_key = (str(link), category_id) if linked else index
             p = groups.get(group_key)
             if p is None:
                 try:
-                    annotation_id = int(link) if link not in (None, "") else None
+                    annotation_id = int(link) if linked else None
                 except (TypeError, ValueError):
                     annotation_id = None
                 p = groups[group_key] = _Pending(
                     key, annotation_id, category_id, [], [], attributes.get("iscrowd"),
                     attributes.get("bbox"), attributes.get("area"), repaired=was_rect,
-                    item=f"annotation {link}" if link not in (None, "") else item)
-            if cleaned is None:
+                    item=f"annotation {link}" if linked else f"region {index}")
+            checked = _check_structure(xs, ys, summary, file_name,
+                                       f"{p.item} region {index}" if linked else p.item)
+            if checked is None:
                 p.repaired = True
                 continue
-            p.xs.append(cleaned[0])
-            p.ys.append(cleaned[1])
-            p.order.append(_part_number(attributes.get("part"), len(p.order)))
-            p.repaired |= cleaned[2] or was_rect
+            p.xs.append(checked[0])
+            p.ys.append(checked[1])
+            p.sources.append(f"region {index}" if linked else "")
+            part = attributes.get("part")
+            try:
+                p.order.append(int(part))
+            except (TypeError, ValueError):
+                p.order.append(len(p.order))
+            p.repaired |= checked[2] or was_rect
             if p.bbox is None and attributes.get("bbox") is not None:
                 p.bbox, p.area = attributes.get("bbox"), attributes.get("area")
         for p in groups.values():
             if not p.xs:
                 summary.note("annotations_without_polygons", file_name, p.item, "no usable polygon")
                 continue
-            if p.order != sorted(p.order):
+            if len(p.order) > 1 and p.order != sorted(p.order):
                 ranked = sorted(range(len(p.order)), key=p.order.__getitem__)
                 p.xs, p.ys = [p.xs[i] for i in ranked], [p.ys[i] for i in ranked]
+                p.sources = [p.sources[i] for i in ranked]
             pending.append(p)
 
-    pending = _drop_degenerate_parts(pending, summary, lambda key: images[key]["file_name"])
+    pending = _check_geometry(pending, sizes, summary, lambda key: images[key]["file_name"])
     annotations = _coco_annotations(pending, images, sizes, recompute, summary)
 
     summary.images_out = len(images)
