@@ -235,10 +235,16 @@ def _parse_bbox(text):
 
 
 def _parse_area(text):
+    """A carried "area" attribute ('23920') as a number, or None."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
     try:
-        return _number(text)
-    except ValueError:
-        return None
+        return int(text)
+    except (TypeError, ValueError):
+        try:
+            return _number(text)
+        except ValueError:
+            return None
 
 
 def _image_file_size(path):
@@ -272,7 +278,7 @@ def _check_structure(xs, ys, summary, image, item):
     return xs, ys, repaired
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """One annotation on its way out: its polygons as separate x / y lists."""
 
@@ -285,9 +291,16 @@ class _Pending:
     bbox: object = None
     area: object = None
     repaired: bool = False
-    item: str = ""
+    item: str = ""                               # "annotation 12" / "region 3", for messages
+    source_word: str = "part"                    # what `sources` count: "part", "region" or ""
     order: list = field(default_factory=list)    # VIA "part" numbers, to restore part order
     sources: list = field(default_factory=list)  # where each polygon came from, for messages
+
+    def part_item(self, part):
+        """Names polygon `part` in a problem message."""
+        if not self.source_word:
+            return self.item
+        return f"{self.item} {self.source_word} {self.sources[part]}"
 
 
 def _is_numeric(values):
@@ -332,7 +345,7 @@ def _check_geometry(pending, sizes, summary, image_name):
             for part, (xs, ys) in enumerate(zip(p.xs, p.ys)):
                 if not (_is_numeric(xs) and _is_numeric(ys)):
                     summary.note("polygons_not_numeric", image_name(p.image_key),
-                                 f"{p.item} {p.sources[part]}".strip(), "coordinates are not all numbers")
+                                 p.part_item(part), "coordinates are not all numbers")
                     doomed.setdefault(index, set()).add(part)
         return _check_geometry(_remove_parts(pending, doomed, summary, image_name), sizes,
                                summary, image_name)
@@ -353,7 +366,7 @@ def _check_geometry(pending, sizes, summary, image_name):
         index = int(owner[polygon])
         part = polygon - int(first_part[index])
         p = pending[index]
-        where = (image_name(p.image_key), f"{p.item} {p.sources[part]}".strip())
+        where = (image_name(p.image_key), p.part_item(part))
         area = areas[polygon]
         if not np.isfinite(area):
             summary.note("polygons_not_numeric", *where, "coordinates are not finite numbers")
@@ -478,6 +491,12 @@ def _coco_to_via(coco, attribute, images_dir, progress):
         p = _Pending(key, ann_id, category_id, [], [], ann.get("iscrowd"), ann.get("bbox"),
                      ann.get("area"), item=item)
         for part, polygon in enumerate(segmentation):
+            if (isinstance(polygon, list) and len(polygon) >= 6 and not len(polygon) % 2
+                    and not isinstance(polygon[0], str) and not isinstance(polygon[1], str)):
+                p.xs.append(polygon[0::2])            # the common case, checked inline
+                p.ys.append(polygon[1::2])
+                p.sources.append(part)
+                continue
             if not isinstance(polygon, list):
                 summary.note("polygons_not_numeric", file_name, f"{item} part {part}", "not a list")
                 p.repaired = True
@@ -494,7 +513,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
                 continue
             p.xs.append(checked[0])
             p.ys.append(checked[1])
-            p.sources.append(f"part {part}")
+            p.sources.append(part)
         if not p.xs:
             summary.note("annotations_without_polygons", file_name, item, "no usable polygon")
             continue
@@ -576,32 +595,20 @@ def _attribute_value(value):
 
 
 def _region_points(shape):
-    """(xs, ys, was_rect) of a polygon or rectangle region, or None for other shapes."""
-    name = shape.get("name")
-    if name == "polygon":
-        xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
-        if isinstance(xs, list) and isinstance(ys, list):
-            return xs, ys, False
-        return None
-    if name == "rect":
+    """(xs, ys, was_rect) of a rectangle region; (None, None, False) for other shapes."""
+    if shape.get("name") == "rect":
         try:
             x, y, w, h = (shape[k] for k in ("x", "y", "width", "height"))
             return [x, x + w, x + w, x], [y, y, y + h, y + h], True
         except (KeyError, TypeError):
-            return None
-    return None
+            pass
+    return None, None, False
 
 
 def _image_size_from_attributes(file_attributes):
     width = _positive_int(file_attributes.get("width", file_attributes.get("widht")))
     height = _positive_int(file_attributes.get("height"))
     return (width, height) if width is not None and height is not None else (None, None)
-
-
-def _interleave(xs, ys):
-    flat = [None] * (2 * len(xs))
-    flat[0::2], flat[1::2] = xs, ys
-    return flat
 
 
 def via_to_coco(via, categories, attribute="fashion", images_dir=None, info=None, licenses=None,
@@ -667,12 +674,17 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
         groups = {}
         for index, region in enumerate(regions):
             shape = region.get("shape_attributes") if isinstance(region, dict) else None
-            points = _region_points(shape) if isinstance(shape, dict) else None
-            if points is None:
+            if isinstance(shape, dict) and shape.get("name") == "polygon":   # the common case
+                xs, ys, was_rect = shape.get("all_points_x"), shape.get("all_points_y"), False
+                if not (isinstance(xs, list) and isinstance(ys, list)):
+                    xs = None
+            else:
+                xs, ys, was_rect = _region_points(shape) if isinstance(shape, dict) else (None, None, False)
+            if xs is None:
                 name = shape.get("name") if isinstance(shape, dict) else None
-                summary.note("regions_unsupported_shape", file_name, f"region {index}", f"shape {name!r}")
+                summary.note("regions_unsupported_shape", file_name, f"region {index}",
+                             f"shape {name!r} without usable points" if name == "polygon" else f"shape {name!r}")
                 continue
-            xs, ys, was_rect = points
             if was_rect:
                 summary.note("rects_converted", file_name, f"region {index}", "rectangle -> polygon")
             attributes = region.get("region_attributes") or {}
@@ -696,21 +708,26 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
                 p = groups[group_key] = _Pending(
                     key, annotation_id, category_id, [], [], attributes.get("iscrowd"),
                     attributes.get("bbox"), attributes.get("area"), repaired=was_rect,
-                    item=f"annotation {link}" if linked else f"region {index}")
-            checked = _check_structure(xs, ys, summary, file_name,
-                                       f"{p.item} region {index}" if linked else p.item)
-            if checked is None:
+                    item=f"annotation {link}" if linked else f"region {index}",
+                    source_word="region" if linked else "")
+            if not (len(xs) == len(ys) >= 3 and not isinstance(xs[0], str) and not isinstance(ys[0], str)):
+                checked = _check_structure(xs, ys, summary, file_name,
+                                           f"{p.item} region {index}" if linked else p.item)
+                if checked is None:
+                    p.repaired = True
+                    continue
+                xs, ys = checked[0], checked[1]
                 p.repaired = True
-                continue
-            p.xs.append(checked[0])
-            p.ys.append(checked[1])
-            p.sources.append(f"region {index}" if linked else "")
+            p.xs.append(xs)
+            p.ys.append(ys)
+            p.sources.append(index)
             part = attributes.get("part")
             try:
                 p.order.append(int(part))
             except (TypeError, ValueError):
                 p.order.append(len(p.order))
-            p.repaired |= checked[2] or was_rect
+            if was_rect:
+                p.repaired = True
             if p.bbox is None and attributes.get("bbox") is not None:
                 p.bbox, p.area = attributes.get("bbox"), attributes.get("area")
         for p in groups.values():
@@ -753,34 +770,40 @@ def _coco_annotations(pending, images, sizes, recompute, summary):
     when still valid, else computed (pycocotools area, batched per image)."""
     used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
     annotations, to_measure = [], {}   # image key -> [(annotation, polygons)]
+    multipart = crowd = polygon_count = 0
     for p in pending:
-        file_name = images[p.image_key]["file_name"]
         ann_id = p.annotation_id
         if ann_id is None or ann_id in used_ids:
             ann_id = new_id()
             if p.annotation_id is not None:
-                summary.note("annotation_ids_renumbered", file_name, p.item, f"duplicate id: now {ann_id}")
+                summary.note("annotation_ids_renumbered", images[p.image_key]["file_name"], p.item,
+                             f"duplicate id: now {ann_id}")
         used_ids.add(ann_id)
-        polygons = [_interleave(xs, ys) for xs, ys in zip(p.xs, p.ys)]
-        iscrowd = _part_number(p.iscrowd, 0)
-        annotation = {"id": ann_id, "image_id": images[p.image_key]["id"], "category_id": p.category_id,
-                      "segmentation": polygons, "area": None, "bbox": None, "iscrowd": iscrowd}
-        carried_bbox = None if (recompute or p.repaired) else _parse_bbox(p.bbox) if p.bbox is not None else None
-        carried_area = None if (recompute or p.repaired) else _parse_area(p.area) if p.area is not None else None
-        if carried_bbox is None:
+        polygons = []
+        for xs, ys in zip(p.xs, p.ys):
+            flat = [0] * (2 * len(xs))
+            flat[0::2], flat[1::2] = xs, ys
+            polygons.append(flat)
+        iscrowd = p.iscrowd if isinstance(p.iscrowd, int) else _part_number(p.iscrowd, 0)
+        bbox = area = None
+        if not (recompute or p.repaired):
+            bbox = None if p.bbox is None else _parse_bbox(p.bbox)
+            area = None if p.area is None else _parse_area(p.area)
+        if bbox is None:
             x_low = min(min(xs) for xs in p.xs)
             y_low = min(min(ys) for ys in p.ys)
-            carried_bbox = [x_low, y_low, max(max(xs) for xs in p.xs) - x_low,
-                            max(max(ys) for ys in p.ys) - y_low]
-        annotation["bbox"] = carried_bbox
-        if carried_area is None:
+            bbox = [x_low, y_low, max(max(xs) for xs in p.xs) - x_low, max(max(ys) for ys in p.ys) - y_low]
+        annotation = {"id": ann_id, "image_id": images[p.image_key]["id"], "category_id": p.category_id,
+                      "segmentation": polygons, "area": area, "bbox": bbox, "iscrowd": iscrowd}
+        if area is None:
             to_measure.setdefault(p.image_key, []).append((annotation, polygons))
-        else:
-            annotation["area"] = carried_area
         annotations.append(annotation)
-        summary.multipart_annotations += len(polygons) > 1
-        summary.crowd_annotations += bool(iscrowd)
-        summary.polygons_out += len(polygons)
+        multipart += len(polygons) > 1
+        crowd += bool(iscrowd)
+        polygon_count += len(polygons)
+    summary.multipart_annotations += multipart
+    summary.crowd_annotations += crowd
+    summary.polygons_out += polygon_count
 
     empty = set()
     for key, items in to_measure.items():

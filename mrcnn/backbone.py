@@ -1,0 +1,164 @@
+"""The feature extractor: a ResNet-50/101 body and a Feature Pyramid Network on top of it.
+
+ResNet (He et al. 2016) gives feature maps C1..C5 at strides 4, 4, 8, 16, 32; the FPN
+(Lin et al. 2017) turns C2..C5 into P2..P6, all `pyramid_size` channels deep, at strides
+4, 8, 16, 32, 64. Layer names follow the original Keras ResNet50 and Matterport's Mask R-CNN
+("conv1", "res2a_branch2a", "bn2a_branch2a", "fpn_p2", ...) because weight files are matched
+by layer name: ImageNet and COCO weights saved for those models load into these graphs.
+"""
+import keras
+from keras import layers
+
+RESNET50_IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
+                         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+RESNET50_IMAGENET_MD5 = "a268eb855778b3df3c7506639542a6af"
+RESNET50_IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+# Number of bottleneck blocks in stages 2, 3, 4, 5.
+STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+# (1x1 reduce, 3x3, 1x1 expand) channel counts of the bottleneck blocks in stages 2..5.
+STAGE_FILTERS = ((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048))
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose mode can be pinned when the graph is built.
+
+    Keras 3 functional models pass the outer `training` flag to every layer, overriding a
+    `training=False` given when the layer was called on symbolic tensors; Matterport's
+    TRAIN_BN = False (frozen statistics: batches of 1-2 images are too small to train them)
+    would silently be lost. train_bn=False pins inference statistics (moving mean and
+    variance, never updated); True or None follows the training flag like the stock layer
+    (batch statistics while training). gamma and beta stay trainable either way (freeze them
+    with layer.trainable, as Matterport's layer regex does).
+    """
+
+    def __init__(self, train_bn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.train_bn = None if train_bn is None else bool(train_bn)
+
+    def call(self, inputs, training=None, mask=None):
+        if self.train_bn is False:
+            training = False
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {**super().get_config(), "train_bn": self.train_bn}
+
+
+def block_letter(index):
+    """Block names within a stage: "a", "b", ... (resnet101's stage 4 runs to "w")."""
+    return chr(ord("a") + index)
+
+
+def _bottleneck(x, filters, stage, block, stride, projection, train_bn):
+    """One bottleneck block: 1x1 (carries the stride), 3x3, 1x1, plus the shortcut, then ReLU.
+
+    projection=True gives the shortcut its own strided 1x1 conv and batch norm (the "conv
+    block" starting each stage); otherwise the input is added unchanged ("identity block").
+    """
+    reduce_filters, middle_filters, expand_filters = filters
+    conv_name = f"res{stage}{block}_branch"
+    bn_name = f"bn{stage}{block}_branch"
+
+    y = layers.Conv2D(reduce_filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "2a")(x)
+    y = BatchNorm(train_bn, name=bn_name + "2a")(y)
+    y = layers.Activation("relu")(y)
+    y = layers.Conv2D(middle_filters, (3, 3), padding="same", use_bias=True, name=conv_name + "2b")(y)
+    y = BatchNorm(train_bn, name=bn_name + "2b")(y)
+    y = layers.Activation("relu")(y)
+    y = layers.Conv2D(expand_filters, (1, 1), use_bias=True, name=conv_name + "2c")(y)
+    y = BatchNorm(train_bn, name=bn_name + "2c")(y)
+
+    shortcut = x
+    if projection:
+        shortcut = layers.Conv2D(expand_filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "1")(x)
+        shortcut = BatchNorm(train_bn, name=bn_name + "1")(shortcut)
+    y = layers.Add()([y, shortcut])
+    return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
+
+
+def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
+    """ResNet body on a symbolic image tensor; returns [C1, C2, C3, C4, C5].
+
+    architecture: "resnet50" or "resnet101". stage5=False skips stage 5 (C5 is then None).
+    train_bn: False freezes every BatchNorm (inference statistics even while training);
+    True or None lets them follow the model's training flag; see BatchNorm.
+    """
+    if architecture not in STAGE_BLOCKS:
+        raise ValueError(f"resnet_graph: architecture must be one of {sorted(STAGE_BLOCKS)}, got {architecture!r}")
+    x = layers.ZeroPadding2D((3, 3))(input_image)
+    x = layers.Conv2D(64, (7, 7), strides=(2, 2), use_bias=True, name="conv1")(x)
+    x = BatchNorm(train_bn, name="bn_conv1")(x)
+    x = layers.Activation("relu")(x)
+    c1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+
+    outputs = [c1]
+    last_stage = 5 if stage5 else 4
+    for stage in range(2, last_stage + 1):
+        filters = STAGE_FILTERS[stage - 2]
+        for index in range(STAGE_BLOCKS[architecture][stage - 2]):
+            first = index == 0
+            # Stage 2 follows the max pool and keeps its resolution; later stages halve it.
+            stride = (2, 2) if first and stage > 2 else (1, 1)
+            x = _bottleneck(x, filters, stage, block_letter(index), stride, projection=first, train_bn=train_bn)
+        outputs.append(x)
+    if not stage5:
+        outputs.append(None)
+    return outputs
+
+
+def fpn_graph(c2, c3, c4, c5, pyramid_size=256):
+    """Feature Pyramid Network: [P2, P3, P4, P5, P6] from ResNet's C2..C5.
+
+    Top-down: each level is its 1x1 lateral projection plus the coarser level upsampled x2,
+    then smoothed by a 3x3 conv. P6 subsamples P5 by 2 (only the RPN uses it).
+    """
+    p5 = layers.Conv2D(pyramid_size, (1, 1), name="fpn_c5p5")(c5)
+    p4 = layers.Add(name="fpn_p4add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p5upsampled")(p5),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c4p4")(c4)])
+    p3 = layers.Add(name="fpn_p3add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p4upsampled")(p4),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c3p3")(c3)])
+    p2 = layers.Add(name="fpn_p2add")([
+        layers.UpSampling2D(size=(2, 2), name="fpn_p3upsampled")(p3),
+        layers.Conv2D(pyramid_size, (1, 1), name="fpn_c2p2")(c2)])
+    p2 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p2")(p2)
+    p3 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p3")(p3)
+    p4 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p4")(p4)
+    p5 = layers.Conv2D(pyramid_size, (3, 3), padding="same", name="fpn_p5")(p5)
+    p6 = layers.MaxPooling2D(pool_size=(1, 1), strides=2, name="fpn_p6")(p5)
+    return [p2, p3, p4, p5, p6]
+
+
+def build_backbone(input_image, config):
+    """The feature pyramid [P2, P3, P4, P5, P6] for `input_image`, as `config` asks.
+
+    config.BACKBONE is "resnet50", "resnet101", or a callable with resnet_graph's signature
+    `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
+    The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN.
+    """
+    if callable(config.BACKBONE):
+        stages = config.BACKBONE(input_image, stage5=True, train_bn=config.TRAIN_BN)
+        name = getattr(config.BACKBONE, "__qualname__", repr(config.BACKBONE))
+        if not isinstance(stages, (list, tuple)) or len(stages) != 5 or any(s is None for s in stages[1:]):
+            raise ValueError(f"config.BACKBONE ({name}) must return [C1, C2, C3, C4, C5] "
+                             "(five feature maps, C1 may be None)")
+    else:
+        stages = resnet_graph(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN)
+    _, c2, c3, c4, c5 = stages
+    return fpn_graph(c2, c3, c4, c5, pyramid_size=config.TOP_DOWN_PYRAMID_SIZE)
+
+
+def get_imagenet_weights(cache_dir=None):
+    """Path of the ImageNet ResNet-50 weights (no top), downloaded once and md5-checked.
+
+    Uses keras.utils.get_file: the file goes to `cache_dir`/models (default ~/.keras/models)
+    and is not fetched again while its checksum matches. Load it with
+    weights.load_weights(model, path, by_name=True): only the ResNet layers match.
+    """
+    return keras.utils.get_file(
+        RESNET50_IMAGENET_FILE, RESNET50_IMAGENET_URL, cache_subdir="models",
+        file_hash=RESNET50_IMAGENET_MD5, hash_algorithm="md5",
+        cache_dir=None if cache_dir is None else str(cache_dir))
