@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	rm -rf $(TEST_DATA)
-	MODANET_PROFILE=smoke MODANET_DATA=$(TEST_DATA) $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	MODANET_PROFILE=smoke MODANET_DATA=$(TEST_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
