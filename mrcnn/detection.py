@@ -1,0 +1,95 @@
+"""DetectionLayer: turn the classifier head's per-ROI outputs into final detections.
+
+Per image: each ROI takes its most likely class (ROIs whose best class is the background are
+dropped, as are zero-padding ROIs), is refined by that class's predicted deltas (times
+BBOX_STD_DEV) and clipped to the image window (the part of the padded input that holds the
+picture). Detections scoring below DETECTION_MIN_CONFIDENCE are dropped, non-maximum
+suppression at DETECTION_NMS_THRESHOLD runs separately for every class, and the best
+DETECTION_MAX_INSTANCES by score are kept.
+
+Output rows are [y1, x1, y2, x2, class_id, score], boxes normalised to the resized (padded)
+image, best first, zero rows as padding -- Matterport's layout.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.box_graph import apply_box_deltas_graph, clip_boxes_graph
+
+
+def normalised_windows_graph(image_meta):
+    """The picture windows of a batch of meta rows (B, META) as normalised boxes (B, 4).
+
+    The window is stored in pixels of the resized image (y2/x2 exclusive); it is normalised like
+    utils.norm_boxes with that image's own resized shape.
+    """
+    image_meta = tf.cast(image_meta, tf.float32)
+    window = image_meta[:, 7:11]
+    height, width = image_meta[:, 4], image_meta[:, 5]
+    scale = tf.stack([height - 1.0, width - 1.0, height - 1.0, width - 1.0], axis=1)
+    shift = tf.constant([0.0, 0.0, 1.0, 1.0])
+    return (window - shift) / scale
+
+
+class DetectionLayer(keras.layers.Layer):
+    """Inputs [rois (B, N, 4), mrcnn_class (B, N, C) probabilities, mrcnn_bbox (B, N, C, 4), image_meta (B, META)].
+
+    Output: detections (B, DETECTION_MAX_INSTANCES, 6) float32 [y1, x1, y2, x2, class_id, score].
+    """
+
+    def __init__(self, config=None, max_instances=None, min_confidence=None, nms_threshold=None,
+                 bbox_std_dev=None, **kwargs):
+        super().__init__(**kwargs)
+
+        def setting(value, name):
+            if value is not None:
+                return value
+            if config is None:
+                raise ValueError(f"DetectionLayer needs a config (or {name.lower()})")
+            return getattr(config, name)
+
+        self.max_instances = int(setting(max_instances, "DETECTION_MAX_INSTANCES"))
+        self.min_confidence = float(setting(min_confidence, "DETECTION_MIN_CONFIDENCE"))
+        self.nms_threshold = float(setting(nms_threshold, "DETECTION_NMS_THRESHOLD"))
+        self.bbox_std_dev = [float(v) for v in np.asarray(setting(bbox_std_dev, "BBOX_STD_DEV")).ravel()]
+
+    def get_config(self):
+        base = super().get_config()
+        base.update(max_instances=self.max_instances, min_confidence=self.min_confidence,
+                    nms_threshold=self.nms_threshold, bbox_std_dev=self.bbox_std_dev)
+        return base
+
+    def call(self, inputs):
+        rois, probs, deltas, image_meta = inputs
+        rois = tf.cast(rois, tf.float32)
+        probs = tf.cast(probs, tf.float32)
+        deltas = tf.cast(deltas, tf.float32)
+        class_count = tf.shape(probs)[2]
+
+        class_ids = tf.argmax(probs, axis=2, output_type=tf.int32)                 # (B, N)
+        scores = tf.reduce_max(probs, axis=2)
+        class_deltas = tf.gather(deltas, class_ids, batch_dims=2)                   # (B, N, 4)
+        class_deltas = class_deltas * tf.constant(self.bbox_std_dev, tf.float32)
+        boxes = apply_box_deltas_graph(rois, class_deltas)
+        boxes = clip_boxes_graph(boxes, normalised_windows_graph(image_meta)[:, None, :])
+
+        is_roi = tf.reduce_any(tf.not_equal(rois, 0.0), axis=2)
+        keep = is_roi & (class_ids > 0) & (scores >= self.min_confidence) & (scores > 0.0)
+        # One score column per foreground class, non-zero only in the ROI's own class, so the
+        # batched NMS below suppresses boxes of one class only and then ranks all classes together.
+        per_class = tf.one_hot(class_ids, class_count)[:, :, 1:] * tf.where(keep, scores, 0.0)[..., None]
+        nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
+            boxes[:, :, None, :], per_class,
+            max_output_size_per_class=self.max_instances, max_total_size=self.max_instances,
+            iou_threshold=self.nms_threshold, score_threshold=0.0, pad_per_class=False, clip_boxes=False)
+
+        is_detection = tf.range(self.max_instances)[None, :] < valid[:, None]           # (B, K)
+        rows = tf.concat([nms_boxes, (nms_classes + 1.0)[..., None], nms_scores[..., None]], axis=2)
+        rows = tf.where(is_detection[..., None], rows, 0.0)
+        return tf.ensure_shape(rows, (None, self.max_instances, 6))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.max_instances, 6)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((inputs[0].shape[0], self.max_instances, 6), dtype="float32")
