@@ -1,0 +1,115 @@
+"""The second-stage heads of Mask R-CNN: box classifier/regressor and mask predictor.
+
+Both heads read a fixed-size patch per region of interest from the FPN maps (PyramidROIAlign)
+and run small per-ROI networks (He et al. 2017, Fig. 4, right: the FPN variant). Layer names,
+weight shapes and tensor layouts are Matterport's so their `.h5` weight files load by name.
+
+Per-ROI layers are wrapped in `ROITimeDistributed`, a keras.layers.TimeDistributed that folds
+the ROI axis into the batch axis and calls the wrapped layer once. Keras 3's own
+TimeDistributed calls the layer once per ROI when the ROI count is static (hundreds of
+calls) and then batch norm would see one ROI at a time; folding is what Keras 2 did.
+The weights still belong to the wrapper layer, which carries the Matterport name.
+
+`train_bn`: False freezes batch norm (inference statistics, moving averages never updated,
+gamma/beta still trainable), True or None lets it follow the training flag (batch statistics
+in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer setting.
+"""
+import keras
+import tensorflow as tf
+
+from mrcnn.roi_align import PyramidROIAlign
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class ROITimeDistributed(keras.layers.TimeDistributed):
+    """TimeDistributed that applies the wrapped layer to all (batch x ROI) rows in one call."""
+
+    def call(self, inputs, training=None, mask=None):
+        shape = tf.shape(inputs)
+        rows = tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0)
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        outputs = self.layer.call(tf.reshape(inputs, rows), **kwargs)
+        out_shape = tf.concat([shape[:2], tf.shape(outputs)[1:]], axis=0)
+        return tf.reshape(outputs, out_shape)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(keras.layers.BatchNormalization):
+    """BatchNormalization that can be frozen to inference statistics while gamma/beta still train.
+
+    Passing `training=False` when building a functional model is not enough in Keras 3: the
+    model's own training flag (True inside `fit`) overrides it, so frozen layers would still
+    update their moving averages. With `train_bn=False` this layer ignores the flag instead.
+    """
+
+    def __init__(self, train_bn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.train_bn = train_bn
+
+    def call(self, inputs, training=None, mask=None):
+        if self.train_bn is False:
+            training = False
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config["train_bn"] = self.train_bn
+        return config
+
+
+def _per_roi(layer_class, name, *args, **kwargs):
+    """`layer_class(*args, **kwargs)` wrapped for per-ROI use, both named `name` (Matterport's).
+
+    Naming the inner layer too makes weight paths stable ("mrcnn_class_conv1/mrcnn_class_conv1/kernel")
+    instead of depending on how many Conv2D layers Keras has numbered before.
+    """
+    return ROITimeDistributed(layer_class(*args, name=name, **kwargs), name=name)
+
+
+def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
+                         fc_layers_size=1024):
+    """Classify each ROI and regress one box refinement per class.
+
+    rois: (B, N, 4) normalised [y1, x1, y2, x2], zero rows are padding.
+    feature_maps: [P2, P3, P4, P5], each (B, H_k, W_k, C).
+    image_meta: (B, IMAGE_META_SIZE).
+    Returns mrcnn_class_logits (B, N, num_classes), mrcnn_probs (B, N, num_classes) softmax,
+    mrcnn_bbox (B, N, num_classes, 4) deltas [dy, dx, log(dh), log(dw)] (still scaled by
+    BBOX_STD_DEV, as the targets are).
+    """
+    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
+        [rois, image_meta] + list(feature_maps))
+    # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
+    x = _per_roi(keras.layers.Conv2D, "mrcnn_class_conv1", fc_layers_size, (pool_size, pool_size),
+                 padding="valid")(x)
+    x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x)
+    x = keras.layers.Activation("relu")(x)
+    x = _per_roi(keras.layers.Conv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)
+    x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x)
+    x = keras.layers.Activation("relu")(x)
+    shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
+
+    mrcnn_class_logits = _per_roi(keras.layers.Dense, "mrcnn_class_logits", num_classes)(shared)
+    mrcnn_probs = keras.layers.Activation("softmax", name="mrcnn_class")(mrcnn_class_logits)
+
+    x = _per_roi(keras.layers.Dense, "mrcnn_bbox_fc", num_classes * 4, activation="linear")(shared)
+    mrcnn_bbox = keras.layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
+    return mrcnn_class_logits, mrcnn_probs, mrcnn_bbox
+
+
+def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True):
+    """Predict a (2*pool_size)^2 soft mask per ROI and class.
+
+    Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
+    sigmoid probabilities; the mask of class c is channel c.
+    """
+    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+        [rois, image_meta] + list(feature_maps))
+    for index in range(1, 5):
+        x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same")(x)
+        x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)
+        x = keras.layers.Activation("relu")(x)
+    x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
+                 activation="relu")(x)
+    return _per_roi(keras.layers.Conv2D, "mrcnn_mask", num_classes, (1, 1), strides=1,
+                    activation="sigmoid")(x)
