@@ -90,7 +90,7 @@ def test_output_strides(resnet50):
 
 
 def test_frozen_batch_norm_ignores_training_flag(resnet50):
-    image = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    image = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
     bn = resnet50.get_layer("bn3a_branch2a")
     mean_before = bn.moving_mean.numpy().copy()
     inference = resnet50(image, training=False)[3].numpy()
@@ -146,10 +146,27 @@ def test_fpn_shapes_names_and_top_down_sum():
     assert np.allclose(p4_sum, expected_p4_sum, atol=1e-4)
 
 
-def test_build_backbone_matches_backbone_shapes():
+def tiny_resnet_like(input_image, stage5=True, train_bn=False):
+    """Stand-in backbone with ResNet's strides (4, 8, 16, 32) and few weights, for fast tests."""
+    x, stages = input_image, [None]
+    for index in range(4):
+        x = keras.layers.Conv2D(4, 3, strides=4 if index == 0 else 2, padding="same")(x)
+        stages.append(x)
+    return stages
+
+
+def test_build_backbone_uses_resnet_graph_and_the_config(monkeypatch):
+    calls = []
+
+    def fake_resnet_graph(input_image, architecture, stage5=True, train_bn=False):
+        calls.append((architecture, stage5, train_bn))
+        return tiny_resnet_like(input_image)
+
+    monkeypatch.setattr(backbone, "resnet_graph", fake_resnet_graph)
     config = Config(NAME="t", BACKBONE="resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, TOP_DOWN_PYRAMID_SIZE=32)
     image = keras.Input(tuple(int(v) for v in config.IMAGE_SHAPE))
     pyramid = backbone.build_backbone(image, config)
+    assert calls == [("resnet50", True, False)]
     shapes = [list(p.shape[1:3]) for p in pyramid]
     assert shapes == meta.compute_backbone_shapes(config, config.IMAGE_SHAPE).tolist()
     assert all(p.shape[-1] == 32 for p in pyramid)
@@ -160,11 +177,7 @@ def test_build_backbone_calls_a_custom_backbone():
 
     def tiny_backbone(input_image, stage5=True, train_bn=False):
         calls.append((stage5, train_bn))
-        x, stages = input_image, [None]
-        for index in range(4):
-            x = keras.layers.Conv2D(4, 3, strides=4 if index == 0 else 2, padding="same")(x)
-            stages.append(x)
-        return stages
+        return tiny_resnet_like(input_image)
 
     config = Config(NAME="t", BACKBONE=tiny_backbone, TRAIN_BN=True, IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=64,
                     TOP_DOWN_PYRAMID_SIZE=8,
