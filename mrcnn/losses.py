@@ -1,0 +1,110 @@
+"""The five Mask R-CNN training losses, as pure functions on tensors.
+
+Each returns a float32 scalar: the mean over whatever contributes (anchors, ROIs, mask
+pixels), 0.0 when nothing contributes (an image without positives), and never NaN, so they
+can be summed in a custom train_step. Names and arguments follow Matterport.
+
+Box losses use smooth-L1 (Huber with delta 1, Fast R-CNN): quadratic below a difference of 1,
+linear above, averaged over every coordinate of every contributing box.
+"""
+import tensorflow as tf
+
+# Probabilities are kept this far from 0 and 1 before taking logs (Keras' default epsilon).
+PROBABILITY_EPSILON = 1e-7
+
+
+def smooth_l1(y_true, y_pred):
+    """Element-wise smooth-L1: 0.5 * d**2 where |d| < 1, else |d| - 0.5, with d = y_true - y_pred."""
+    difference = tf.abs(tf.cast(y_true, tf.float32) - tf.cast(y_pred, tf.float32))
+    return tf.where(difference < 1.0, 0.5 * tf.square(difference), difference - 0.5)
+
+
+def _mean_or_zero(values):
+    """Mean of all elements of `values`, 0.0 when there are none."""
+    values = tf.cast(values, tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32))
+
+
+def _squeeze_match(rpn_match):
+    """Anchor match (B, A, 1) or (B, A) -> (B, A) int32."""
+    rpn_match = tf.cast(rpn_match, tf.int32)
+    return tf.reshape(rpn_match, tf.shape(rpn_match)[:2])
+
+
+def rpn_class_loss_graph(rpn_match, rpn_class_logits):
+    """RPN objectness loss: softmax cross-entropy over anchors that are not neutral.
+
+    rpn_match (B, A, 1): 1 positive, -1 negative, 0 neutral (ignored).
+    rpn_class_logits (B, A, 2): background / foreground logits.
+    """
+    match = _squeeze_match(rpn_match)
+    used = tf.not_equal(match, 0)
+    labels = tf.boolean_mask(tf.cast(tf.equal(match, 1), tf.int32), used)
+    logits = tf.boolean_mask(tf.cast(rpn_class_logits, tf.float32), used)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return _mean_or_zero(losses)
+
+
+def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox):
+    """RPN box loss: smooth-L1 between positive anchors' predicted deltas and their targets.
+
+    target_bbox (B, R, 4): per image, the targets of its positive anchors in anchor order,
+    then zero rows. rpn_match (B, A, 1); rpn_bbox (B, A, 4) predicted deltas. Positives beyond
+    the R target rows of an image are ignored. `config` is unused (kept for Matterport's
+    signature: the batch is handled without a per-image loop).
+    """
+    del config
+    target_bbox = tf.cast(target_bbox, tf.float32)
+    positive = tf.equal(_squeeze_match(rpn_match), 1)
+    rank = tf.cumsum(tf.cast(positive, tf.int32), axis=1) - 1        # 0 for an image's first positive
+    target_rows = tf.shape(target_bbox)[1]
+    positive = tf.logical_and(positive, rank < target_rows)
+    counts = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
+    predicted = tf.boolean_mask(tf.cast(rpn_bbox, tf.float32), positive)
+    used_rows = tf.range(target_rows)[None, :] < counts[:, None]
+    targets = tf.boolean_mask(target_bbox, used_rows)
+    return _mean_or_zero(smooth_l1(targets, predicted))
+
+
+def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids):
+    """Classifier loss: softmax cross-entropy per ROI, averaged over ROIs whose predicted class is active.
+
+    target_class_ids (B, T) (0 for negatives and padding); pred_class_logits (B, T, C);
+    active_class_ids (B, C), 1 for the classes of the image's dataset. A ROI predicted as a
+    class its image's dataset does not have is not penalised (Matterport's rule, for training
+    on mixed datasets).
+    """
+    target_class_ids = tf.cast(target_class_ids, tf.int32)
+    logits = tf.cast(pred_class_logits, tf.float32)
+    predicted = tf.argmax(logits, axis=2, output_type=tf.int32)
+    weights = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)   # (B, T)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids, logits=logits)
+    return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+
+
+def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox):
+    """Box head loss: smooth-L1 on positive ROIs, using the deltas predicted for the target class.
+
+    target_bbox (B, T, 4); target_class_ids (B, T); pred_bbox (B, T, C, 4).
+    """
+    class_ids = tf.cast(target_class_ids, tf.int32)
+    positive = class_ids > 0
+    predicted = tf.gather(tf.cast(pred_bbox, tf.float32), class_ids, batch_dims=2)     # (B, T, 4)
+    return _mean_or_zero(smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive)))
+
+
+def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks):
+    """Mask head loss: per-pixel binary cross-entropy on positive ROIs, target class's channel only.
+
+    target_masks (B, T, h, w) in {0, 1}; target_class_ids (B, T); pred_masks (B, T, h, w, C)
+    sigmoid probabilities.
+    """
+    class_ids = tf.cast(target_class_ids, tf.int32)
+    positive = class_ids > 0
+    by_class = tf.transpose(tf.cast(pred_masks, tf.float32), [0, 1, 4, 2, 3])          # (B, T, C, h, w)
+    predicted = tf.gather(by_class, class_ids, batch_dims=2)                            # (B, T, h, w)
+    predicted = tf.clip_by_value(tf.boolean_mask(predicted, positive),
+                                 PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON)
+    targets = tf.boolean_mask(tf.cast(target_masks, tf.float32), positive)
+    losses = -(targets * tf.math.log(predicted) + (1.0 - targets) * tf.math.log(1.0 - predicted))
+    return _mean_or_zero(losses)

@@ -1,0 +1,186 @@
+"""The training losses on hand-made cases, with values worked out by hand or in numpy."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrcnn import losses
+from mrcnn.config import Config
+
+
+def log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    top = logits.max(-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+
+
+def value_and_gradients(loss_fn, *args, watch):
+    """Loss value and its gradient with respect to the argument at index `watch`."""
+    args = [tf.constant(a) for a in args]
+    with tf.GradientTape() as tape:
+        tape.watch(args[watch])
+        value = loss_fn(*args)
+    gradient = tape.gradient(value, args[watch])
+    return float(value), (np.zeros(args[watch].shape) if gradient is None else gradient.numpy())
+
+
+def test_smooth_l1_values():
+    got = losses.smooth_l1(np.zeros(6, np.float32), np.array([0, 0.5, -0.5, 1, 2, -3], np.float32)).numpy()
+    assert np.allclose(got, [0, 0.125, 0.125, 0.5, 1.5, 2.5])
+    # Continuous at |d| = 1.
+    near = losses.smooth_l1([0.0, 0.0], [0.999999, 1.000001]).numpy()
+    assert abs(near[0] - near[1]) < 1e-5
+
+
+def test_rpn_class_loss_is_cross_entropy_over_non_neutral_anchors():
+    match = np.array([[[1], [-1], [0]], [[0], [1], [0]]], np.int32)
+    logits = np.array([[[0.5, 2.0], [1.0, -1.0], [9.0, -9.0]], [[3.0, 3.0], [0.2, 0.1], [-5.0, 5.0]]], np.float32)
+    value, gradient = value_and_gradients(losses.rpn_class_loss_graph, match, logits, watch=1)
+    expected = -np.mean([log_softmax(logits[0, 0])[1], log_softmax(logits[0, 1])[0], log_softmax(logits[1, 1])[1]])
+    assert np.isclose(value, expected, atol=1e-6)
+    assert np.isfinite(gradient).all()
+    assert np.all(gradient[0, 2] == 0) and np.all(gradient[1, 0] == 0) and np.all(gradient[1, 2] == 0)
+    # Confident and right -> ~0; a (B, A) match works too.
+    perfect = np.array([[[-20.0, 20.0], [20.0, -20.0]]], np.float32)
+    assert float(losses.rpn_class_loss_graph(np.array([[1, -1]]), perfect)) < 1e-6
+
+
+def test_rpn_class_loss_with_only_neutral_anchors_is_zero():
+    value, gradient = value_and_gradients(losses.rpn_class_loss_graph, np.zeros((2, 4, 1), np.int32),
+                                          np.ones((2, 4, 2), np.float32), watch=1)
+    assert value == 0.0 and np.isfinite(gradient).all()
+
+
+def test_rpn_bbox_loss_pairs_positive_anchors_with_target_rows_in_order():
+    config = Config(NAME="t")
+    match = np.array([[[0], [1], [-1], [1]], [[0], [0], [0], [0]]], np.int32)
+    predicted = np.zeros((2, 4, 4), np.float32)
+    predicted[0, 1] = [0.1, 0.2, 0.3, 0.4]
+    predicted[0, 3] = [1.0, -1.0, 0.0, 0.5]
+    predicted[1] = 7.0    # image 1 has no positive anchor: ignored
+    targets = np.zeros((2, 3, 4), np.float32)
+    targets[0, 0] = [0.1, 0.2, 0.3, 0.4]
+    targets[0, 1] = [1.0, -1.0, 0.0, 0.5]
+    assert float(losses.rpn_bbox_loss_graph(config, targets, match, predicted)) < 1e-7
+    targets[0, 1] = [3.0, -1.0, 0.5, 0.5]   # differences 2 and 0.5 in two of 8 coordinates
+    value, gradient = value_and_gradients(lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p),
+                                          targets, match, predicted, watch=2)
+    assert np.isclose(value, (1.5 + 0.125) / 8)
+    assert np.isfinite(gradient).all() and np.all(gradient[1] == 0) and np.all(gradient[0, [0, 2]] == 0)
+
+
+def test_rpn_bbox_loss_ignores_positives_beyond_the_target_rows_and_empty_batches():
+    config = Config(NAME="t")
+    match = np.ones((1, 5, 1), np.int32)
+    predicted = np.zeros((1, 5, 4), np.float32)
+    predicted[0, 2:] = 100.0                  # positives 3..5 have no target row
+    targets = np.zeros((1, 2, 4), np.float32)
+    assert float(losses.rpn_bbox_loss_graph(config, targets, match, predicted)) == 0.0
+    value, gradient = value_and_gradients(lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p),
+                                          targets, -match, predicted, watch=2)
+    assert value == 0.0 and np.isfinite(gradient).all()
+
+
+def test_mrcnn_class_loss_skips_predictions_of_inactive_classes():
+    targets = np.array([[1, 0, 2]], np.int32)
+    logits = np.array([[[0.0, 2.0, 0.0, 1.0], [1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]]], np.float32)
+    all_active = np.ones((1, 4), np.float32)
+    value = float(losses.mrcnn_class_loss_graph(targets, logits, all_active))
+    log_probs = log_softmax(logits[0])
+    expected = -np.mean([log_probs[0, 1], log_probs[1, 0], log_probs[2, 2]])
+    assert np.isclose(value, expected, atol=1e-6)
+    # Class 3 is not in this image's dataset: ROI 2 (predicted 3) is not penalised.
+    no_three = np.array([[1, 1, 1, 0]], np.float32)
+    value = float(losses.mrcnn_class_loss_graph(targets, logits, no_three))
+    assert np.isclose(value, -np.mean([log_probs[0, 1], log_probs[1, 0]]), atol=1e-6)
+
+
+def test_mrcnn_class_loss_uses_each_images_own_active_classes_and_never_nans():
+    targets = np.array([[2], [2]], np.int32)
+    logits = np.array([[[0.0, 0.0, 5.0]], [[0.0, 0.0, 5.0]]], np.float32)
+    active = np.array([[1, 1, 1], [1, 1, 0]], np.float32)
+    value = float(losses.mrcnn_class_loss_graph(targets, logits, active))
+    assert np.isclose(value, -log_softmax(logits[0, 0])[2], atol=1e-6)
+    value, gradient = value_and_gradients(losses.mrcnn_class_loss_graph, targets, logits,
+                                          np.zeros((2, 3), np.float32), watch=1)
+    assert value == 0.0 and np.isfinite(gradient).all()
+
+
+def test_mrcnn_bbox_loss_uses_the_target_class_deltas_of_positive_rois():
+    target_ids = np.array([[2, 0, 1]], np.int32)
+    target_bbox = np.array([[[0.5, 0.5, 0.0, 0.0], [0, 0, 0, 0], [0.1, 0.0, 0.0, -0.1]]], np.float32)
+    predicted = np.full((1, 3, 3, 4), 9.0, np.float32)   # wrong everywhere except where it counts
+    predicted[0, 0, 2] = target_bbox[0, 0]
+    predicted[0, 2, 1] = target_bbox[0, 2]
+    assert float(losses.mrcnn_bbox_loss_graph(target_bbox, target_ids, predicted)) < 1e-7
+    predicted[0, 2, 1, 0] += 3.0                          # one coordinate off by 3 of 8 used
+    value, gradient = value_and_gradients(losses.mrcnn_bbox_loss_graph, target_bbox, target_ids, predicted,
+                                          watch=2)
+    assert np.isclose(value, 2.5 / 8)
+    assert np.isfinite(gradient).all() and np.count_nonzero(gradient) == 1
+
+
+def test_mrcnn_bbox_loss_without_positives_is_zero():
+    value, gradient = value_and_gradients(losses.mrcnn_bbox_loss_graph, np.ones((2, 3, 4), np.float32),
+                                          np.zeros((2, 3), np.int32), np.ones((2, 3, 4, 4), np.float32), watch=2)
+    assert value == 0.0 and np.isfinite(gradient).all()
+
+
+def test_mrcnn_mask_loss_is_binary_cross_entropy_on_the_target_class_channel():
+    rng = np.random.default_rng(0)
+    target_masks = (rng.uniform(size=(1, 3, 4, 4)) > 0.5).astype(np.float32)
+    target_ids = np.array([[1, 2, 0]], np.int32)
+    predicted = np.full((1, 3, 4, 4, 3), 0.5, np.float32)
+    predicted[0, 0, :, :, 1] = target_masks[0, 0]
+    predicted[0, 1, :, :, 2] = target_masks[0, 1]
+    assert float(losses.mrcnn_mask_loss_graph(target_masks, target_ids, predicted)) < 1e-5
+    soft = rng.uniform(0.05, 0.95, (4, 4)).astype(np.float32)
+    predicted[0, 1, :, :, 2] = soft
+    value, gradient = value_and_gradients(losses.mrcnn_mask_loss_graph, target_masks, target_ids, predicted,
+                                          watch=2)
+    truth = target_masks[0, 1].astype(np.float64)
+    bce = -(truth * np.log(soft) + (1 - truth) * np.log(1 - soft))
+    assert np.isclose(value, bce.sum() / 32, atol=1e-5)   # 2 positive ROIs x 16 pixels
+    assert np.isfinite(gradient).all()
+    assert np.all(gradient[0, 2] == 0) and np.all(gradient[0, :, :, :, 0] == 0)
+
+
+def test_mrcnn_mask_loss_uniform_half_is_log_two_and_no_positives_is_zero():
+    targets = np.ones((1, 2, 3, 3), np.float32)
+    predicted = np.full((1, 2, 3, 3, 2), 0.5, np.float32)
+    value = float(losses.mrcnn_mask_loss_graph(targets, np.array([[1, 1]]), predicted))
+    assert np.isclose(value, np.log(2.0), atol=1e-6)
+    predicted[...] = 0.0    # would be log(0) without clipping
+    value, gradient = value_and_gradients(losses.mrcnn_mask_loss_graph, targets, np.array([[1, 0]], np.int32),
+                                          predicted, watch=2)
+    assert np.isfinite(value) and np.isclose(value, -np.log(1e-7), rtol=1e-3)
+    assert np.isfinite(gradient).all()
+    value, gradient = value_and_gradients(losses.mrcnn_mask_loss_graph, targets, np.zeros((1, 2), np.int32),
+                                          predicted, watch=2)
+    assert value == 0.0 and np.isfinite(gradient).all()
+
+
+@pytest.mark.parametrize("positives", [True, False])
+def test_all_losses_trace_in_a_tf_function(positives):
+    config = Config(NAME="t", NUM_CLASSES=3)
+    rng = np.random.default_rng(1)
+    match = np.array([[[1], [-1], [0], [1]]], np.int32) if positives else np.zeros((1, 4, 1), np.int32)
+    target_ids = np.array([[2, 0]], np.int32) if positives else np.zeros((1, 2), np.int32)
+
+    @tf.function
+    def total(rpn_logits, rpn_bbox, class_logits, bbox, masks):
+        return (losses.rpn_class_loss_graph(match, rpn_logits)
+                + losses.rpn_bbox_loss_graph(config, np.ones((1, 3, 4), np.float32), match, rpn_bbox)
+                + losses.mrcnn_class_loss_graph(target_ids, class_logits, np.ones((1, 3), np.float32))
+                + losses.mrcnn_bbox_loss_graph(np.ones((1, 2, 4), np.float32), target_ids, bbox)
+                + losses.mrcnn_mask_loss_graph(np.ones((1, 2, 5, 5), np.float32), target_ids, masks))
+
+    args = [tf.constant(rng.normal(size=shape).astype(np.float32))
+            for shape in [(1, 4, 2), (1, 4, 4), (1, 2, 3), (1, 2, 3, 4)]]
+    args.append(tf.constant(rng.uniform(size=(1, 2, 5, 5, 3)).astype(np.float32)))
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        value = total(*args)
+    assert value.dtype == tf.float32 and value.shape == () and np.isfinite(float(value))
+    gradients = tape.gradient(value, args)
+    assert all(g is None or np.isfinite(g.numpy()).all() for g in gradients)
+    assert float(value) > 0   # mrcnn_class_loss always contributes (background targets)
