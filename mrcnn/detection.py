@@ -41,6 +41,9 @@ class DetectionLayer(keras.layers.Layer):
                  bbox_std_dev=None, **kwargs):
         super().__init__(**kwargs)
 
+        # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
+        self.supports_jit = False
+
         def setting(value, name):
             if value is not None:
                 return value

@@ -27,6 +27,8 @@ class ProposalLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         if config is None and (pre_nms_limit is None or rpn_bbox_std_dev is None):
             raise ValueError("ProposalLayer needs a config (or pre_nms_limit and rpn_bbox_std_dev)")
+        # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
+        self.supports_jit = False
         self.proposal_count = int(proposal_count)
         self.nms_threshold = float(nms_threshold)
         self.pre_nms_limit = int(config.PRE_NMS_LIMIT if pre_nms_limit is None else pre_nms_limit)
@@ -63,7 +65,9 @@ class ProposalLayer(keras.layers.Layer):
 
         proposals = tf.map_fn(suppress_one_image, (boxes, scores),
                               fn_output_signature=tf.TensorSpec((self.proposal_count, 4), tf.float32))
-        return tf.ensure_shape(proposals, (None, self.proposal_count, 4))
+        # Proposals are fixed inputs to the second stage (approximate joint training, as in the
+        # paper and Matterport): no gradient flows back through their coordinates.
+        return tf.stop_gradient(tf.ensure_shape(proposals, (None, self.proposal_count, 4)))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], self.proposal_count, 4)

@@ -41,6 +41,9 @@ class DetectionTargetLayer(keras.layers.Layer):
                  bbox_std_dev=None, mask_shape=None, use_mini_mask=None, **kwargs):
         super().__init__(**kwargs)
 
+        # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
+        self.supports_jit = False
+
         def setting(value, name):
             if value is not None:
                 return value
@@ -137,7 +140,9 @@ class DetectionTargetLayer(keras.layers.Layer):
                             (tf.cast(proposals, tf.float32), tf.cast(gt_class_ids, tf.int32),
                              tf.cast(gt_boxes, tf.float32), tf.cast(gt_masks, tf.float32)),
                             fn_output_signature=signature)
-        return [tf.ensure_shape(tensor, (None, *spec.shape)) for tensor, spec in zip(outputs, signature)]
+        # Sampled ROIs and their targets are constants for the heads' losses.
+        return [tf.stop_gradient(tf.ensure_shape(tensor, (None, *spec.shape)))
+                for tensor, spec in zip(outputs, signature)]
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0]

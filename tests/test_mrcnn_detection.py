@@ -1,6 +1,7 @@
 """DetectionLayer agrees with a brute-force numpy recomputation built on mrcnn/utils.py."""
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mrcnn import meta, utils
@@ -137,6 +138,9 @@ def test_inside_keras_model_and_tf_function():
     outputs = layer(inputs)
     assert tuple(outputs.shape) == (None, 12, 6)
     model = keras.Model(inputs, outputs)
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.jit_compile = True    # refused: the layer's dynamic shapes cannot be XLA-compiled
+    assert model.jit_compile is False
     from_model = np.asarray(model.predict_on_batch([rois, probs, deltas, metas]))
     traced = tf.function(lambda *args: layer(list(args)))(rois, probs, deltas, metas).numpy()
     for image in range(2):

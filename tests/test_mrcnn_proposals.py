@@ -1,6 +1,7 @@
 """ProposalLayer agrees with a numpy recomputation built on mrcnn/utils.py."""
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mrcnn import utils
@@ -80,6 +81,9 @@ def test_inside_a_keras_model_and_tf_function():
     outputs = layer(inputs)
     assert tuple(outputs.shape) == (None, 16, 4)
     model = keras.Model(inputs, outputs)
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.jit_compile = True    # refused: the layer's dynamic shapes cannot be XLA-compiled
+    assert model.jit_compile is False
     from_model = np.asarray(model.predict_on_batch([probs, deltas, anchors]))
     traced = tf.function(lambda p, d, a: layer([p, d, a]))(probs, deltas, anchors).numpy()
     for image in range(2):
@@ -103,3 +107,13 @@ def test_only_the_pre_nms_limit_best_anchors_are_considered():
     expected, kept = numpy_proposals(probs[0], deltas[0], anchors[0], config, 30, 0.9)
     assert 0 < kept <= 8 and np.count_nonzero(np.any(ours != 0, axis=1)) == kept
     assert np.allclose(ours, expected, atol=1e-5)
+
+
+def test_no_gradient_flows_back_through_proposals():
+    rng = np.random.default_rng(4)
+    probs, deltas, anchors = (tf.constant(a) for a in random_rpn_outputs(rng, 1, 50))
+    with tf.GradientTape() as tape:
+        tape.watch([probs, deltas])
+        total = tf.reduce_sum(ProposalLayer(10, 0.7, small_config())([probs, deltas, anchors]))
+    assert float(total) > 0
+    assert tape.gradient(total, [probs, deltas]) == [None, None]

@@ -203,6 +203,9 @@ def test_batch_inside_keras_model_and_tf_function():
     assert [tuple(t.shape) for t in outputs] == [(None, 10, 4), (None, 10), (None, 10, 4), (None, 10, 14, 14)]
     assert outputs[1].dtype == "int32"
     model = keras.Model(inputs, outputs)
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.jit_compile = True    # refused: the layer's dynamic shapes cannot be XLA-compiled
+    assert model.jit_compile is False
     results = model.predict_on_batch([proposals, class_ids, boxes, masks.astype(bool)])
     traced = tf.function(lambda *args: layer(list(args)))(proposals, class_ids, boxes, masks.astype(bool))
     for result in (results, [t.numpy() for t in traced]):
@@ -219,3 +222,16 @@ def test_config_round_trip():
     assert (clone.train_rois_per_image, clone.roi_positive_ratio, clone.mask_shape, clone.use_mini_mask) == \
         (10, 0.5, [14, 14], False)
     assert clone.positive_quota == 5 and clone.name == "targets"
+
+
+def test_targets_carry_no_gradient_to_the_proposals():
+    rng = np.random.default_rng(5)
+    _, _, gt_boxes, mini = make_ground_truth(rng, 2)
+    proposals = tf.constant(jitter(gt_boxes, rng)[None])
+    with tf.GradientTape() as tape:
+        tape.watch(proposals)
+        rois, _, target_bbox, _ = DetectionTargetLayer(small_config())(
+            [proposals, np.array([[1, 2]], np.int32), gt_boxes[None], mini[None]])
+        total = tf.reduce_sum(rois) + tf.reduce_sum(target_bbox)
+    assert float(tf.reduce_sum(rois)) > 0
+    assert tape.gradient(total, proposals) is None
