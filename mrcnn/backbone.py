@@ -9,6 +9,11 @@ by layer name: ImageNet and COCO weights saved for those models load into these 
 import keras
 from keras import layers
 
+# One BatchNorm for the whole engine: with train_bn=False it keeps inference statistics even
+# when the model runs with training=True (Keras 3 would otherwise override the call-time
+# training=False), which is Matterport's TRAIN_BN = False.
+from mrcnn.heads import BatchNorm
+
 RESNET50_IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
                          "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
 RESNET50_IMAGENET_MD5 = "a268eb855778b3df3c7506639542a6af"
@@ -18,32 +23,6 @@ RESNET50_IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 # (1x1 reduce, 3x3, 1x1 expand) channel counts of the bottleneck blocks in stages 2..5.
 STAGE_FILTERS = ((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048))
-
-
-@keras.saving.register_keras_serializable(package="mrcnn")
-class BatchNorm(layers.BatchNormalization):
-    """BatchNormalization whose mode can be pinned when the graph is built.
-
-    Keras 3 functional models pass the outer `training` flag to every layer, overriding a
-    `training=False` given when the layer was called on symbolic tensors; Matterport's
-    TRAIN_BN = False (frozen statistics: batches of 1-2 images are too small to train them)
-    would silently be lost. train_bn=False pins inference statistics (moving mean and
-    variance, never updated); True or None follows the training flag like the stock layer
-    (batch statistics while training). gamma and beta stay trainable either way (freeze them
-    with layer.trainable, as Matterport's layer regex does).
-    """
-
-    def __init__(self, train_bn=None, **kwargs):
-        super().__init__(**kwargs)
-        self.train_bn = None if train_bn is None else bool(train_bn)
-
-    def call(self, inputs, training=None, mask=None):
-        if self.train_bn is False:
-            training = False
-        return super().call(inputs, training=training, mask=mask)
-
-    def get_config(self):
-        return {**super().get_config(), "train_bn": self.train_bn}
 
 
 def block_letter(index):
@@ -83,7 +62,7 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
 
     architecture: "resnet50" or "resnet101". stage5=False skips stage 5 (C5 is then None).
     train_bn: False freezes every BatchNorm (inference statistics even while training);
-    True or None lets them follow the model's training flag; see BatchNorm.
+    True or None lets them follow the model's training flag (see mrcnn.heads.BatchNorm).
     """
     if architecture not in STAGE_BLOCKS:
         raise ValueError(f"resnet_graph: architecture must be one of {sorted(STAGE_BLOCKS)}, got {architecture!r}")

@@ -133,7 +133,7 @@ def _model_layers(keras_model):
     return list(model.layers)
 
 
-def _check_layer(layer, saved, path):
+def _check_layer(layer, saved):
     """Why `saved` cannot go into `layer` (None when it can): count, then each shape."""
     variables = layer.weights
     if len(saved) != len(variables):
@@ -195,7 +195,7 @@ def load_weights(keras_model, path, by_name=True, exclude=None, skip_mismatch=Fa
 
         ready = []
         for layer, saved in pairs:
-            problem = _check_layer(layer, saved, path)
+            problem = _check_layer(layer, saved)
             if problem is None:
                 ready.append((layer, saved))
             elif skip_mismatch:
