@@ -92,7 +92,10 @@ def _open(path):
         raise WeightFileError(f"{path}: expected an HDF5 weight file, found a folder")
     if not h5py.is_hdf5(path):
         raise WeightFileError(f"{path}: not an HDF5 file (expected a Keras .h5 weight file)")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise WeightFileError(f"{path}: cannot open the HDF5 file ({err})") from None
 
 
 def _weights_group(handle, path):
