@@ -354,11 +354,12 @@ def _check_geometry(pending, sizes, summary, image_name):
     owner = np.repeat(np.arange(len(pending)), parts_per_annotation)
     first_part = np.zeros_like(parts_per_annotation)
     np.cumsum(parts_per_annotation[:-1], out=first_part[1:])
-    limits = np.array([[sizes[p.image_key][0] or np.inf, sizes[p.image_key][1] or np.inf]
-                       for p in pending], dtype=np.float64).reshape(-1, 2)[owner]
+    image_sizes = [sizes[p.image_key] for p in pending]
+    widths = np.fromiter((w or np.inf for w, _ in image_sizes), np.float64, len(pending))
+    heights = np.fromiter((h or np.inf for _, h in image_sizes), np.float64, len(pending))
     outside = ((np.minimum.reduceat(x, starts) < 0) | (np.minimum.reduceat(y, starts) < 0)
-               | (np.maximum.reduceat(x, starts) > limits[:, 0])
-               | (np.maximum.reduceat(y, starts) > limits[:, 1]))
+               | (np.maximum.reduceat(x, starts) > widths[owner])
+               | (np.maximum.reduceat(y, starts) > heights[owner]))
     areas = _shoelace(x, y, starts, counts)
     flagged = np.flatnonzero(outside | ~(areas > AREA_EPSILON))   # NaN areas are flagged too
     doomed = {}
