@@ -65,7 +65,8 @@ def test_matterport_names_and_weight_shapes(full_size_heads):
         assert [tuple(w.shape) for w in layer.weights] == shapes, name
     bn = full_size_heads.get_layer("mrcnn_class_bn1")
     assert [w.path.split("/")[-1] for w in bn.weights] == ["gamma", "beta", "moving_mean", "moving_variance"]
-    assert full_size_heads.get_layer("mrcnn_mask_conv3").weights[0].path == "mrcnn_mask_conv3/mrcnn_mask_conv3/kernel"
+    kernel = full_size_heads.get_layer("mrcnn_mask_conv3").weights[0]
+    assert kernel.path == "mrcnn_mask_conv3/mrcnn_mask_conv3/kernel"
     for name in weightless:
         assert full_size_heads.get_layer(name).weights == []
 
