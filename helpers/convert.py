@@ -156,8 +156,8 @@ class ConversionSummary:
 @contextlib.contextmanager
 def _without_gc():
     """Pause Python's cycle collector: the converters build millions of small lists but no
-    cycles, and with a parsed ModaNet file alive every collection walks all of it (this alone
-    made a 55k-image conversion about twice as slow)."""
+    cycles, and with a parsed ModaNet-size file alive every collection walks all of it (on a
+    55k-image file, COCO -> VIA took 11.4 s with it and 8.1 s without, same machine)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -408,10 +408,12 @@ def _load_coco(coco):
     else:
         source = "COCO data"
     if not (isinstance(coco, dict) and isinstance(coco.get("images"), list)
-            and isinstance(coco.get("annotations"), list)):
+            and isinstance(coco.get("annotations", []), list)):
         found = sorted(coco)[:6] if isinstance(coco, dict) else type(coco).__name__
         raise DataError(f"{source}: not a COCO file: expected 'images' and 'annotations' lists "
                         f"(found {found})")
+    if "annotations" not in coco:    # an image list only (like ModaNet's val file)
+        coco = dict(coco, annotations=[])
     return source, coco
 
 

@@ -501,3 +501,12 @@ def test_cli_bad_coco_input_and_missing_categories_file(tmp_path):
     assert not out.exists()
     assert main(["via-to-coco", str(via_path), str(out), "--categories", "a,b,c,d,outer", "--quiet"]) == 0
     assert json.loads(out.read_text())["annotations"][0]["category_id"] == 5
+
+
+def test_image_list_without_annotations_converts():
+    """ModaNet's val file lists images only; it converts to VIA images with no regions."""
+    images_only = {"images": [{"id": 3, "file_name": "c.jpg", "width": 50, "height": 60}]}
+    via, summary = convert_quietly(coco_to_via, images_only)
+    assert via == {"3": {"filename": "c.jpg", "size": -1, "regions": [],
+                         "file_attributes": {"width": 50, "height": 60}}}
+    assert summary.images_without_annotations == 1 and summary.skipped == 0
