@@ -12,6 +12,7 @@ exclusive, masks (H, W, N), negative class ids mark crowd regions (COCO's iscrow
 import functools
 import logging
 import threading
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -169,16 +170,19 @@ class _AnchorGrid:
         return r0, c0, level["block"][r0:r1, c0:c1]
 
 
-_GRIDS = {}   # id(anchor array) -> _AnchorGrid, for the arrays that get_anchors hands out
+# id(anchor array) -> its _AnchorGrid, for the arrays get_anchors hands out. Weak values: a grid
+# evicted from the cache below disappears here too, and `grid.anchors is anchors` guards reuse of ids.
+_GRIDS = weakref.WeakValueDictionary()
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_anchors(scales, ratios, shapes, strides, anchor_stride):
+def _cached_grid(scales, ratios, shapes, strides, anchor_stride):
     anchors = utils.generate_pyramid_anchors(scales, ratios, np.array(shapes), strides, anchor_stride)
     anchors.setflags(write=False)
     cells = [(len(range(0, rows, anchor_stride)), len(range(0, cols, anchor_stride))) for rows, cols in shapes]
-    _GRIDS[id(anchors)] = _AnchorGrid(anchors, cells, len(ratios))
-    return anchors
+    grid = _AnchorGrid(anchors, cells, len(ratios))
+    _GRIDS[id(anchors)] = grid
+    return grid
 
 
 def get_anchors(config, image_shape):
@@ -188,10 +192,11 @@ def get_anchors(config, image_shape):
     recognises it and only examines the anchors near each gt box.
     """
     shapes = meta.compute_backbone_shapes(config, image_shape)
-    return _cached_anchors(tuple(float(s) for s in config.RPN_ANCHOR_SCALES),
-                           tuple(float(r) for r in config.RPN_ANCHOR_RATIOS),
-                           tuple(tuple(int(v) for v in row) for row in shapes),
-                           tuple(int(s) for s in config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))
+    grid = _cached_grid(tuple(float(s) for s in config.RPN_ANCHOR_SCALES),
+                        tuple(float(r) for r in config.RPN_ANCHOR_RATIOS),
+                        tuple(tuple(int(v) for v in row) for row in shapes),
+                        tuple(int(s) for s in config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))
+    return grid.anchors
 
 
 def _grid_of(anchors):
@@ -389,7 +394,7 @@ class _TrainingExampleLoader:
         except Exception as err:
             raise ImageLoadError(f"{_reference(self.dataset, image_id)}: {type(err).__name__}: {err}") from None
         if not np.any(class_ids > 0):
-            self._note_skip(image_id, image_meta)
+            self._note_skip(image_id)
             return None
         if len(class_ids) > config.MAX_GT_INSTANCES:
             keep = np.sort(rng.choice(len(class_ids), config.MAX_GT_INSTANCES, replace=False))
@@ -405,7 +410,7 @@ class _TrainingExampleLoader:
                 _pad_rows(boxes.astype(np.float32), limit),
                 _pad_rows(masks.astype(bool), limit, axis=2))
 
-    def _note_skip(self, image_id, image_meta):
+    def _note_skip(self, image_id):
         """Remember images with no instances at all; log every skipped image once."""
         _, raw_class_ids = self.dataset.load_mask(image_id)
         without_any = len(np.asarray(raw_class_ids).reshape(-1)) == 0 or not np.any(np.asarray(raw_class_ids) > 0)

@@ -258,19 +258,22 @@ def test_balancing_keeps_a_subset_of_the_labels_with_the_right_counts():
     assert np.array_equal(again, rpn_match)
 
 
-def test_grid_and_plain_anchors_agree_at_a_larger_size():
-    """The block/level pruning for get_anchors arrays changes nothing (256 px, many boxes)."""
+@pytest.mark.parametrize("image_shape, anchor_stride", [((256, 256, 3), 1), ((128, 192, 3), 2)])
+def test_grid_and_plain_anchors_agree_at_a_larger_size(image_shape, anchor_stride):
+    """The block/level pruning for get_anchors arrays changes nothing (bigger, non-square, strided)."""
     config = TinyConfig(IMAGE_MIN_DIM=256, IMAGE_MAX_DIM=256, RPN_ANCHOR_SCALES=(16, 32, 64, 128, 256),
-                        RPN_TRAIN_ANCHORS_PER_IMAGE=256)
-    anchors = data.get_anchors(config, config.IMAGE_SHAPE)
+                        RPN_TRAIN_ANCHORS_PER_IMAGE=256, RPN_ANCHOR_STRIDE=anchor_stride)
+    anchors = data.get_anchors(config, image_shape)
     rng = np.random.default_rng(11)
     for count in (1, 8, 30):
-        boxes = random_boxes(rng, count, 256).astype(float)
+        boxes = random_boxes(rng, count, min(image_shape[:2])).astype(float)
+        boxes[:, 1::2] *= image_shape[1] / image_shape[0]
         class_ids = np.where(rng.random(count) < 0.1, -1, 1)
-        grid = data.build_rpn_targets(config.IMAGE_SHAPE, anchors, class_ids, boxes, config,
+        grid = data.build_rpn_targets(image_shape, anchors, class_ids, boxes, config,
                                       rng=np.random.default_rng(2))
-        plain = data.build_rpn_targets(config.IMAGE_SHAPE, np.array(anchors), class_ids, boxes, config,
+        plain = data.build_rpn_targets(image_shape, np.array(anchors), class_ids, boxes, config,
                                        rng=np.random.default_rng(2))
+        assert (grid[0] == 1).any()
         assert np.array_equal(grid[0], plain[0]) and np.array_equal(grid[1], plain[1])
 
 
