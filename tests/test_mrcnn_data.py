@@ -206,7 +206,7 @@ def test_rpn_targets_match_brute_force_without_balancing(case, grid):
     class_ids, special = CASES[case]
     boxes = random_boxes(rng, len(class_ids), 64).astype(np.float64)
     if special == "copy":
-        boxes[0] = anchors[3 * (5 * 16 + 7) + 1]                # a 16x16 ... level-0 anchor, ratio 1
+        boxes[0] = anchors[3 * (5 * 16 + 7) + 1]                # a level-0 (8 x 8) anchor, ratio 1
         boxes[1] = anchors[3 * (16 * 16) + 3 * (3 * 8 + 4)]     # a level-1 anchor, ratio 0.5
     expected, best_gt, gt, _ = brute_force_rpn_labels(np.asarray(anchors), class_ids, boxes)
     used = anchors if grid else np.array(anchors)
@@ -220,7 +220,8 @@ def test_rpn_targets_match_brute_force_without_balancing(case, grid):
         assert len(positives) == 0
     want = np.zeros((4096, 4), dtype=np.float32)
     if len(positives):
-        want[:len(positives)] = utils.box_refinement(anchors[positives], gt[best_gt[positives]]) / config.RPN_BBOX_STD_DEV
+        deltas = utils.box_refinement(anchors[positives], gt[best_gt[positives]])
+        want[:len(positives)] = deltas / config.RPN_BBOX_STD_DEV
     assert np.allclose(rpn_bbox, want, atol=1e-6)
 
 
