@@ -1,0 +1,427 @@
+"""MaskRCNN: builds the network in training or inference mode, trains it, detects with it.
+
+Matterport's public API on Keras 3:
+
+    model = MaskRCNN(mode="training", config=config, model_dir="runs")
+    model.load_weights(path, by_name=True, exclude=[...])
+    model.train(train_set, val_set, learning_rate=config.LEARNING_RATE, epochs=10, layers="heads")
+    model = MaskRCNN(mode="inference", config=config, model_dir="runs")
+    model.load_weights(model.find_last(), by_name=True)
+    results = model.detect([image])   # one dict per image: rois, class_ids, scores, masks
+
+`keras_model` is the plain functional Keras model (Matterport's layer names, so its weight files
+load by name). Training wraps it in a small keras.Model whose train_step computes Matterport's
+five losses (rpn_class_loss, rpn_bbox_loss, mrcnn_class_loss, mrcnn_bbox_loss, mrcnn_mask_loss)
+from the network's outputs and the batch; Keras prints them and their val_ twins.
+"""
+import datetime
+import logging
+import os
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import losses, utils, weights
+from mrcnn.backbone import build_backbone, get_imagenet_weights as _imagenet_weights_path
+from mrcnn.data import get_anchors, make_inference_inputs, make_training_dataset
+from mrcnn.detection import DetectionLayer
+from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.meta import norm_boxes_graph, parse_image_meta_graph
+from mrcnn.proposals import ProposalLayer
+from mrcnn.rpn import apply_rpn, build_rpn_model
+from mrcnn.targets import DetectionTargetLayer
+
+log = logging.getLogger(__name__)
+
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+
+# `layers=` shortcuts of train(): which layers (by name) are trained.
+LAYER_REGEX = {
+    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "all": ".*",
+}
+
+CHECKPOINT_PATTERN = re.compile(r"mask_rcnn_(?P<name>[\w-]+)_(?P<epoch>\d{4})\.h5$")
+RUN_DIR_PATTERN = re.compile(r"(?P<name>[\w-]+?)(?P<stamp>\d{8}T\d{4})$")
+
+
+# -- small graph layers ---------------------------------------------------------------------
+
+class ConstantAnchors(keras.layers.Layer):
+    """The (normalised) anchors of a fixed image shape, repeated for every image of the batch."""
+
+    def __init__(self, anchors, **kwargs):
+        super().__init__(**kwargs)
+        self.anchors = np.asarray(anchors, dtype=np.float32)
+
+    def call(self, image):
+        batch = tf.shape(image)[0]
+        anchors = tf.constant(self.anchors)
+        return tf.broadcast_to(anchors[None], tf.stack([batch, anchors.shape[0], 4]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.anchors.shape[0], 4)
+
+
+class NormaliseBoxes(keras.layers.Layer):
+    """Pixel gt boxes -> normalised boxes, for the image size of the batch."""
+
+    def call(self, inputs):
+        boxes, image = inputs
+        return norm_boxes_graph(boxes, tf.shape(image)[1:3])
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+class DetectionBoxes(keras.layers.Layer):
+    """The box columns [y1, x1, y2, x2] of the detection rows."""
+
+    def call(self, detections):
+        return detections[..., :4]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (4,)
+
+
+# -- the network ----------------------------------------------------------------------------
+
+def build_network(mode, config):
+    """The functional Keras model of Mask R-CNN for `mode` ('training' or 'inference')."""
+    if mode not in ("training", "inference"):
+        raise ValueError(f"mode must be 'training' or 'inference', not {mode!r}")
+    fixed = config.IMAGE_RESIZE_MODE in ("square", "crop")
+    if mode == "training" and not fixed:
+        raise ValueError(f"Training needs a fixed image shape: IMAGE_RESIZE_MODE 'square' or 'crop', "
+                         f"not {config.IMAGE_RESIZE_MODE!r}")
+    height, width = (int(config.IMAGE_SHAPE[0]), int(config.IMAGE_SHAPE[1])) if fixed else (None, None)
+    channels = int(config.IMAGE_CHANNEL_COUNT)
+    input_image = keras.Input(shape=(height, width, channels), name="input_image")
+    input_image_meta = keras.Input(shape=(int(config.IMAGE_META_SIZE),), name="input_image_meta")
+
+    p2, p3, p4, p5, p6 = build_backbone(input_image, config)
+    rpn_feature_maps = [p2, p3, p4, p5, p6]
+    mrcnn_feature_maps = [p2, p3, p4, p5]
+
+    rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
+                          config.TOP_DOWN_PYRAMID_SIZE)
+    rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
+
+    if mode == "training":
+        anchors = utils.norm_boxes(get_anchors(config, config.IMAGE_SHAPE), config.IMAGE_SHAPE[:2])
+        anchors = ConstantAnchors(anchors, name="anchors")(input_image)
+        input_rpn_match = keras.Input(shape=(None, 1), dtype="int32", name="input_rpn_match")
+        input_rpn_bbox = keras.Input(shape=(None, 4), name="input_rpn_bbox")
+        input_gt_class_ids = keras.Input(shape=(None,), dtype="int32", name="input_gt_class_ids")
+        input_gt_boxes = keras.Input(shape=(None, 4), name="input_gt_boxes")
+        mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (height, width)
+        input_gt_masks = keras.Input(shape=mask_hw + (None,), dtype="bool", name="input_gt_masks")
+        gt_boxes = NormaliseBoxes(name="gt_boxes_normalised")([input_gt_boxes, input_image])
+
+        rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config,
+                                 name="ROI")([rpn_class, rpn_bbox, anchors])
+        rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
+            config, name="proposal_targets")([rpn_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
+        mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+            rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
+            train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+        mrcnn_mask = build_fpn_mask_graph(rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
+                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN)
+        inputs = {
+            "input_image": input_image, "input_image_meta": input_image_meta,
+            "input_rpn_match": input_rpn_match, "input_rpn_bbox": input_rpn_bbox,
+            "input_gt_class_ids": input_gt_class_ids, "input_gt_boxes": input_gt_boxes,
+            "input_gt_masks": input_gt_masks,
+        }
+        outputs = {
+            "rpn_class_logits": rpn_class_logits, "rpn_class": rpn_class, "rpn_bbox": rpn_bbox,
+            "mrcnn_class_logits": mrcnn_class_logits, "mrcnn_class": mrcnn_class, "mrcnn_bbox": mrcnn_bbox,
+            "mrcnn_mask": mrcnn_mask, "rpn_rois": rpn_rois, "rois": rois,
+            "target_class_ids": target_class_ids, "target_bbox": target_bbox, "target_mask": target_mask,
+        }
+        return keras.Model(inputs, outputs, name="mask_rcnn")
+
+    input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
+    rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config,
+                             name="ROI")([rpn_class, rpn_bbox, input_anchors])
+    mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
+    detections = DetectionLayer(config, name="mrcnn_detection")([rpn_rois, mrcnn_class, mrcnn_bbox,
+                                                                 input_image_meta])
+    detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
+    mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN)
+    return keras.Model([input_image, input_image_meta, input_anchors],
+                       [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
+                       name="mask_rcnn")
+
+
+# -- training -------------------------------------------------------------------------------
+
+def compute_losses(config, batch, outputs):
+    """Matterport's five losses (dict of scalars) for one batch and the network's outputs."""
+    active_class_ids = parse_image_meta_graph(batch["input_image_meta"])["active_class_ids"]
+    return {
+        "rpn_class_loss": losses.rpn_class_loss_graph(batch["input_rpn_match"], outputs["rpn_class_logits"]),
+        "rpn_bbox_loss": losses.rpn_bbox_loss_graph(config, batch["input_rpn_bbox"], batch["input_rpn_match"],
+                                                    outputs["rpn_bbox"]),
+        "mrcnn_class_loss": losses.mrcnn_class_loss_graph(outputs["target_class_ids"],
+                                                          outputs["mrcnn_class_logits"], active_class_ids),
+        "mrcnn_bbox_loss": losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"],
+                                                        outputs["mrcnn_bbox"]),
+        "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["target_class_ids"],
+                                                        outputs["mrcnn_mask"]),
+    }
+
+
+class MaskRCNNTrainer(keras.Model):
+    """Wraps the training network; its train/test steps weigh and sum the five losses."""
+
+    def __init__(self, network, config, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.config = config
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss",) + LOSS_NAMES}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def _weighted_losses(self, batch, training):
+        outputs = self.network(batch, training=training)
+        parts = compute_losses(self.config, batch, outputs)
+        total = tf.add_n([float(self.config.LOSS_WEIGHTS.get(name, 1.0)) * value
+                          for name, value in parts.items()])
+        return total, parts
+
+    def _report(self, total, parts):
+        self.trackers["loss"].update_state(total)
+        for name, value in parts.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            total, parts = self._weighted_losses(data, training=True)
+        variables = self.trainable_variables
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        return self._report(total, parts)
+
+    def test_step(self, data):
+        total, parts = self._weighted_losses(data, training=False)
+        return self._report(total, parts)
+
+
+class WeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the network's weights (Keras 2 HDF5 layout) at the end of every epoch."""
+
+    def __init__(self, network, path_pattern):
+        super().__init__()
+        self.network = network
+        self.path_pattern = str(path_pattern)
+
+    def on_epoch_end(self, epoch, logs=None):
+        weights.save_weights(self.network, self.path_pattern.format(epoch=epoch + 1))
+
+
+def _tensorboard_callback(log_dir):
+    """[TensorBoard callback] when the tensorboard package is installed, else [] with a warning."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        log.warning("tensorboard is not installed: no TensorBoard logs (the CSV log is still written).")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0)]
+
+
+# -- the public class -----------------------------------------------------------------------
+
+class MaskRCNN:
+    """Mask R-CNN with Matterport's interface; see the module docstring."""
+
+    def __init__(self, mode, config, model_dir):
+        if mode not in ("training", "inference"):
+            raise ValueError(f"mode must be 'training' or 'inference', not {mode!r}")
+        self.mode = mode
+        self.config = config
+        self.model_dir = str(model_dir)
+        self.epoch = 0
+        self.set_log_dir()
+        self.strategy = (tf.distribute.MirroredStrategy() if int(config.GPU_COUNT) > 1
+                         else tf.distribute.get_strategy())
+        with self.strategy.scope():
+            self.keras_model = build_network(mode, config)
+        self._anchor_cache = {}
+
+    # -- runs and checkpoints ---------------------------------------------------------------
+    def set_log_dir(self, model_path=None):
+        """Choose the run folder; a checkpoint path from an earlier run continues that run.
+
+        New run: model_dir/<name><YYYYmmddTHHMM>/; checkpoints mask_rcnn_<name>_<epoch>.h5 inside.
+        """
+        name = self.config.NAME.lower()
+        now = datetime.datetime.now()
+        if model_path:
+            model_path = Path(model_path)
+            match = CHECKPOINT_PATTERN.search(model_path.name)
+            if match and RUN_DIR_PATTERN.search(model_path.parent.name):
+                self.epoch = int(match.group("epoch"))
+                self.log_dir = str(model_path.parent)
+                self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_{{epoch:04d}}.h5")
+                return
+        self.log_dir = os.path.join(self.model_dir, f"{name}{now:%Y%m%dT%H%M}")
+        self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_{{epoch:04d}}.h5")
+
+    def find_last(self):
+        """Path of the newest checkpoint of the newest run of this config's NAME in model_dir.
+
+        Raises FileNotFoundError saying where it looked when there is none.
+        """
+        name = self.config.NAME.lower()
+        root = Path(self.model_dir)
+        runs = sorted(p for p in root.glob(f"{name}*") if p.is_dir() and RUN_DIR_PATTERN.fullmatch(p.name)
+                      and RUN_DIR_PATTERN.fullmatch(p.name).group("name") == name) if root.is_dir() else []
+        for run in reversed(runs):
+            checkpoints = sorted(p for p in run.glob(f"mask_rcnn_{name}_*.h5") if CHECKPOINT_PATTERN.search(p.name))
+            if checkpoints:
+                return str(checkpoints[-1])
+        raise FileNotFoundError(f"Could not find a checkpoint of '{name}' under {root}: train first, "
+                                "or pass the path of a weight file.")
+
+    def load_weights(self, filepath, by_name=False, exclude=None):
+        """Load an HDF5 weight file (ours or Matterport's); returns the load report.
+
+        A checkpoint of one of our runs also sets the epoch counter and run folder, so that
+        train() continues that run (epochs counting on).
+        """
+        report = weights.load_weights(self.keras_model, filepath, by_name=by_name, exclude=exclude)
+        self.set_log_dir(filepath)
+        return report
+
+    def get_imagenet_weights(self):
+        """Download (once) the ImageNet ResNet-50 weights and return their path."""
+        return _imagenet_weights_path()
+
+    # -- training ---------------------------------------------------------------------------
+    def set_trainable(self, layer_regex, keras_model=None, verbose=0):
+        """Make the layers whose names fully match `layer_regex` trainable, freeze the rest."""
+        model = keras_model or self.keras_model
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                self.set_trainable(layer_regex, keras_model=layer, verbose=verbose)
+                continue
+            if not layer.weights:
+                continue
+            trainable = bool(re.fullmatch(layer_regex, layer.name))
+            layer.trainable = trainable
+            if trainable and verbose > 0:
+                log.info("trainable: %s (%s)", layer.name, type(layer).__name__)
+
+    def train(self, train_dataset, val_dataset, learning_rate, epochs, layers, augmentation=None,
+              custom_callbacks=None, no_augmentation_sources=None, verbose=1, seed=None):
+        """Train until epoch `epochs` (counting on from the loaded checkpoint), `layers` chosen by
+        'heads' | '3+' | '4+' | '5+' | 'all' or a regular expression over layer names.
+
+        augmentation: an albumentations transform, an imgaug augmenter, or a callable
+        (image, masks) -> (image, masks); applied to training images only.
+        Returns the Keras History of this call.
+        """
+        if self.mode != "training":
+            raise RuntimeError("Create the model with mode='training' to train it.")
+        if no_augmentation_sources:
+            log.warning("no_augmentation_sources is not supported; augmentation applies to every source.")
+        layer_regex = LAYER_REGEX.get(layers, layers)
+        config = self.config
+        train_data = make_training_dataset(train_dataset, config, shuffle=True, augmentation=augmentation, seed=seed)
+        val_data = make_training_dataset(val_dataset, config, shuffle=True, seed=seed)
+
+        os.makedirs(self.log_dir, exist_ok=True)
+        callbacks = [
+            WeightsCheckpoint(self.keras_model, self.checkpoint_path),
+            keras.callbacks.CSVLogger(os.path.join(self.log_dir, "training_log.csv"), append=True),
+        ] + _tensorboard_callback(self.log_dir) + list(custom_callbacks or [])
+
+        with self.strategy.scope():
+            self.set_trainable(layer_regex)
+            trainer = MaskRCNNTrainer(self.keras_model, config, name="mask_rcnn_trainer")
+            optimizer = keras.optimizers.SGD(
+                learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
+                weight_decay=config.WEIGHT_DECAY or None,
+                global_clipnorm=config.GRADIENT_CLIP_NORM)
+            optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+            trainer.compile(optimizer=optimizer, jit_compile=False)
+        log.info("Training from epoch %d to %d, layers %r, learning rate %g, run folder %s",
+                 self.epoch, epochs, layers, learning_rate, self.log_dir)
+        history = trainer.fit(
+            train_data, initial_epoch=self.epoch, epochs=epochs, steps_per_epoch=config.STEPS_PER_EPOCH,
+            validation_data=val_data, validation_steps=config.VALIDATION_STEPS, callbacks=callbacks,
+            verbose=verbose)
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    # -- inference --------------------------------------------------------------------------
+    def get_anchors(self, image_shape):
+        """Normalised anchors for a molded image shape (cached)."""
+        key = tuple(int(v) for v in image_shape[:2])
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = utils.norm_boxes(get_anchors(self.config, image_shape), key)
+        return self._anchor_cache[key]
+
+    def detect(self, images, verbose=0):
+        """Detect instances in a list of RGB uint8 images (any number; batched by BATCH_SIZE).
+
+        Returns one dict per image: rois (N, 4) [y1, x1, y2, x2] in that image's pixels,
+        class_ids (N,), scores (N,), masks (H, W, N) bool at the image's own size.
+        """
+        if self.mode != "inference":
+            raise RuntimeError("Create the model with mode='inference' to detect.")
+        images = list(images)
+        batch = int(self.config.BATCH_SIZE)
+        results = []
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            padded = chunk + [chunk[-1]] * (batch - len(chunk))
+            molded, metas, windows = make_inference_inputs(padded, self.config)
+            anchors = np.broadcast_to(self.get_anchors(molded.shape[1:]), (batch,) + self.get_anchors(
+                molded.shape[1:]).shape)
+            if verbose:
+                log.info("detect: %d images molded to %s", len(chunk), molded.shape)
+            detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch([molded, metas, anchors])
+            for i, image in enumerate(chunk):
+                rois, class_ids, scores, masks = self.unmold_detections(
+                    np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), image.shape, molded[i].shape, windows[i])
+                results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
+        return results
+
+    def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
+        """One image's detection rows and masks -> boxes, class ids, scores, full-size masks."""
+        keep = np.where(detections[:, 4] > 0)[0]
+        detections, count = detections[keep], len(keep)
+        boxes = detections[:, :4]
+        class_ids = detections[:, 4].astype(np.int32)
+        scores = detections[:, 5].astype(np.float32)
+        masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
+
+        # from normalised coordinates of the molded image to pixels of the original image
+        wy1, wx1, wy2, wx2 = utils.norm_boxes(np.asarray(window)[None], image_shape[:2])[0]
+        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+        boxes = (boxes - np.array([wy1, wx1, wy1, wx1])) / np.where(scale > 0, scale, 1)
+        boxes = utils.denorm_boxes(boxes, original_image_shape[:2])
+
+        nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+        boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
+        height, width = original_image_shape[:2]
+        full = [utils.unmold_mask(m, b, original_image_shape) for m, b in zip(masks, boxes)]
+        full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
+        return boxes, class_ids, scores, full_masks
