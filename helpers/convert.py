@@ -862,6 +862,8 @@ def main(argv=None):
                              help="region attribute holding the category (default: fashion)")
         command.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if __name__ == "__main__":
+        gc.disable()   # a one-shot process that builds no cycles: skip every collection pass
     try:
         if args.command == "coco-to-via":
             via, summary = coco_to_via(args.input, args.attribute, args.images, progress=not args.quiet)
