@@ -19,8 +19,13 @@ RESNET50_IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/relea
 RESNET50_IMAGENET_MD5 = "a268eb855778b3df3c7506639542a6af"
 RESNET50_IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
-# Number of bottleneck blocks in stages 2, 3, 4, 5.
-STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+# Number of blocks in stages 2, 3, 4, 5: bottleneck blocks (50, 101) or basic blocks (18, 34).
+STAGE_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3),
+                "resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+# The light ResNets (He et al. 2016, table 1) use two 3x3 convs per block: for CPUs and
+# training from scratch (no Matterport weights exist for them).
+BASIC_BLOCK_ARCHITECTURES = ("resnet18", "resnet34")
+BASIC_STAGE_FILTERS = (64, 128, 256, 512)
 # (1x1 reduce, 3x3, 1x1 expand) channel counts of the bottleneck blocks in stages 2..5.
 STAGE_FILTERS = ((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048))
 
@@ -57,10 +62,28 @@ def _bottleneck(x, filters, stage, block, stride, projection, train_bn):
     return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
+def _basic_block(x, filters, stage, block, stride, projection, train_bn):
+    """One basic block: two 3x3 convs (the first carries the stride), plus the shortcut, then ReLU."""
+    conv_name = f"res{stage}{block}_branch"
+    bn_name = f"bn{stage}{block}_branch"
+    y = layers.Conv2D(filters, (3, 3), strides=stride, padding="same", use_bias=True, name=conv_name + "2a")(x)
+    y = BatchNorm(train_bn, name=bn_name + "2a")(y)
+    y = layers.Activation("relu")(y)
+    y = layers.Conv2D(filters, (3, 3), padding="same", use_bias=True, name=conv_name + "2b")(y)
+    y = BatchNorm(train_bn, name=bn_name + "2b")(y)
+    shortcut = x
+    if projection:
+        shortcut = layers.Conv2D(filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "1")(x)
+        shortcut = BatchNorm(train_bn, name=bn_name + "1")(shortcut)
+    y = layers.Add()([y, shortcut])
+    return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
+
+
 def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
     """ResNet body on a symbolic image tensor; returns [C1, C2, C3, C4, C5].
 
-    architecture: "resnet50" or "resnet101". stage5=False skips stage 5 (C5 is then None).
+    architecture: "resnet50" or "resnet101" (bottleneck blocks, Matterport's), or "resnet18" or
+    "resnet34" (basic blocks, light enough for a CPU). stage5=False skips stage 5 (C5 is then None).
     train_bn: False freezes every BatchNorm (inference statistics even while training);
     True or None lets them follow the model's training flag (see mrcnn.heads.BatchNorm).
     """
@@ -75,12 +98,17 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
     outputs = [c1]
     last_stage = 5 if stage5 else 4
     for stage in range(2, last_stage + 1):
-        filters = STAGE_FILTERS[stage - 2]
+        basic = architecture in BASIC_BLOCK_ARCHITECTURES
         for index in range(STAGE_BLOCKS[architecture][stage - 2]):
             first = index == 0
             # Stage 2 follows the max pool and keeps its resolution; later stages halve it.
             stride = (2, 2) if first and stage > 2 else (1, 1)
-            x = _bottleneck(x, filters, stage, block_letter(index), stride, projection=first, train_bn=train_bn)
+            if basic:  # stage 2 keeps 64 channels, so only later stages need a projection
+                x = _basic_block(x, BASIC_STAGE_FILTERS[stage - 2], stage, block_letter(index), stride,
+                                 projection=first and stage > 2, train_bn=train_bn)
+            else:
+                x = _bottleneck(x, STAGE_FILTERS[stage - 2], stage, block_letter(index), stride,
+                                projection=first, train_bn=train_bn)
         outputs.append(x)
     if not stage5:
         outputs.append(None)
@@ -114,7 +142,7 @@ def fpn_graph(c2, c3, c4, c5, pyramid_size=256):
 def build_backbone(input_image, config):
     """The feature pyramid [P2, P3, P4, P5, P6] for `input_image`, as `config` asks.
 
-    config.BACKBONE is "resnet50", "resnet101", or a callable with resnet_graph's signature
+    config.BACKBONE is "resnet50", "resnet101", "resnet18", "resnet34", or a callable with resnet_graph's signature
     `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
     The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN.
     """

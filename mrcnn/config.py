@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
-BUILTIN_BACKBONES = ("resnet50", "resnet101")
+BUILTIN_BACKBONES = ("resnet50", "resnet101", "resnet18", "resnet34")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 DERIVED_NAMES = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 # The backbone halves the image 6 times (C1..P6), so fixed image sides must divide by 2**6.
@@ -38,7 +38,8 @@ class Config:
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
 
-    BACKBONE = "resnet101"           # "resnet50", "resnet101" or a callable building the backbone
+    BACKBONE = "resnet101"           # "resnet50", "resnet101" (Matterport weights), "resnet18",
+                                     # "resnet34" (light, from scratch), or a callable
     COMPUTE_BACKBONE_SHAPE = None    # callable(image_shape) -> feature shapes; needed with a callable backbone
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]   # strides of P2..P6
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024

@@ -209,3 +209,17 @@ def test_get_imagenet_weights_asks_keras_for_the_checked_file(monkeypatch, tmp_p
     assert md5 == "a268eb855778b3df3c7506639542a6af"
     assert call.get("hash_algorithm", "md5") in ("md5", "auto")
     assert call["cache_dir"] == str(tmp_path) and call["cache_subdir"] == "models"
+
+
+@pytest.mark.parametrize("architecture, convs", [("resnet18", 20), ("resnet34", 36)])
+def test_light_resnets_use_basic_blocks(architecture, convs):
+    """resnet18/34: two 3x3 convs a block, projections only where stages 3-5 start."""
+    image = keras.Input(shape=(64, 64, 3))
+    c1, c2, c3, c4, c5 = backbone.resnet_graph(image, architecture, train_bn=True)
+    model = keras.Model(image, [c2, c3, c4, c5])
+    conv_names = [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(conv_names) == convs  # conv1 + 2 per block + 3 projections
+    assert {n for n in conv_names if n.endswith("_branch1")} == {"res3a_branch1", "res4a_branch1", "res5a_branch1"}
+    assert not any(n.endswith("2c") for n in conv_names)
+    assert [tuple(t.shape[1:]) for t in model.outputs] == [(16, 16, 64), (8, 8, 128), (4, 4, 256), (2, 2, 512)]
+    assert tuple(model.get_layer("res3a_branch2a").kernel.shape) == (3, 3, 64, 128)

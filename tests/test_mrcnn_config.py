@@ -91,7 +91,7 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"IMAGES_PER_GPU": 0}, "IMAGES_PER_GPU"),
     ({"IMAGES_PER_GPU": True}, "IMAGES_PER_GPU"),
     ({"STEPS_PER_EPOCH": -1}, "STEPS_PER_EPOCH"),
-    ({"BACKBONE": "resnet18"}, "BACKBONE"),
+    ({"BACKBONE": "resnet152"}, "BACKBONE"),
     ({"BACKBONE": lambda x: x}, "COMPUTE_BACKBONE_SHAPE"),
     ({"COMPUTE_BACKBONE_SHAPE": 3}, "COMPUTE_BACKBONE_SHAPE"),
     ({"RPN_ANCHOR_SCALES": (32, 64, 128, 256)}, "RPN_ANCHOR_SCALES"),
