@@ -665,7 +665,7 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
                 width, height = file_size
         if width is None:
             summary.note("images_unknown_size", file_name, "",
-                         "no width/height: regions kept, points not checked")
+                         f"no width/height: its {len(regions)} regions kept, points not checked")
         used_image_ids.add(image_id)
         image = {"id": image_id, "file_name": file_name}
         if width is not None:
