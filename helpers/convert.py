@@ -525,6 +525,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
     pending = _check_geometry(pending, sizes, summary, lambda key: via[key]["filename"])
 
     used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
+    multipart = crowd = polygon_count = 0
     for p in pending:
         ann_id = p.annotation_id
         if ann_id is None or ann_id in used_ids:
@@ -535,11 +536,12 @@ def _coco_to_via(coco, attribute, images_dir, progress):
         used_ids.add(ann_id)
         common = {attribute: str(p.category_id), "annotation_id": str(ann_id)}
         if p.iscrowd is not None:
-            common["iscrowd"] = str(p.iscrowd)
-            summary.crowd_annotations += bool(p.iscrowd)
+            common["iscrowd"] = str(int(p.iscrowd)) if isinstance(p.iscrowd, (bool, int)) else str(p.iscrowd)
+            crowd += bool(p.iscrowd)
         regions = via[p.image_key]["regions"]
         for part, (xs, ys) in enumerate(zip(p.xs, p.ys)):
-            attributes = dict(common, part=str(part))
+            attributes = common.copy()
+            attributes["part"] = str(part)
             if part == 0 and not p.repaired:
                 if isinstance(p.bbox, list) and len(p.bbox) == 4:
                     attributes["bbox"] = ",".join(map(str, p.bbox))
@@ -549,8 +551,11 @@ def _coco_to_via(coco, attribute, images_dir, progress):
                 "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
                 "region_attributes": attributes,
             })
-        summary.multipart_annotations += len(p.xs) > 1
-        summary.polygons_out += len(p.xs)
+        multipart += len(p.xs) > 1
+        polygon_count += len(p.xs)
+    summary.multipart_annotations += multipart
+    summary.crowd_annotations += crowd
+    summary.polygons_out += polygon_count
     summary.annotations_out = len(pending)
     summary.images_out = len(via)
     summary.images_without_annotations = sum(1 for entry in via.values() if not entry["regions"])

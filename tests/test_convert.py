@@ -510,3 +510,11 @@ def test_image_list_without_annotations_converts():
     assert via == {"3": {"filename": "c.jpg", "size": -1, "regions": [],
                          "file_attributes": {"width": 50, "height": 60}}}
     assert summary.images_without_annotations == 1 and summary.skipped == 0
+
+
+def test_boolean_iscrowd_survives_as_one():
+    coco = one_image_coco([[1, 1, 9, 1, 9, 9]], iscrowd=True)
+    via, _ = convert_quietly(coco_to_via, coco)
+    assert via["1"]["regions"][0]["region_attributes"]["iscrowd"] == "1"
+    back, _ = convert_quietly(via_to_coco, via, coco)
+    assert back["annotations"][0]["iscrowd"] == 1
