@@ -385,7 +385,8 @@ def _check_geometry(pending, sizes, summary, image_name):
             p.xs[part], p.ys[part], p.repaired = xs, ys, True
             area = polygon_areas([xs], [ys])[0]
         if not area > AREA_EPSILON:
-            summary.note("polygons_zero_area", *where, "zero area" + " after clipping" * bool(outside[polygon]))
+            reason = "zero area after clipping" if outside[polygon] else "zero area"
+            summary.note("polygons_zero_area", *where, reason)
             doomed.setdefault(index, set()).add(part)
     return _remove_parts(pending, doomed, summary, image_name) if doomed else pending
 
@@ -690,8 +691,8 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
                 xs, ys, was_rect = _region_points(shape) if isinstance(shape, dict) else (None, None, False)
             if xs is None:
                 name = shape.get("name") if isinstance(shape, dict) else None
-                summary.note("regions_unsupported_shape", file_name, f"region {index}",
-                             f"shape {name!r} without usable points" if name == "polygon" else f"shape {name!r}")
+                reason = f"shape {name!r}" + (" without point lists" if name == "polygon" else "")
+                summary.note("regions_unsupported_shape", file_name, f"region {index}", reason)
                 continue
             if was_rect:
                 summary.note("rects_converted", file_name, f"region {index}", "rectangle -> polygon")

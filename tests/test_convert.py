@@ -17,7 +17,7 @@ from helpers.io import DataError
 from helpers.modanet import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 CATEGORIES = [{"supercategory": "fashion", "id": i, "name": n} for i, n in enumerate(CLASS_NAMES, 1)]
 
 
@@ -161,7 +161,8 @@ def test_via_form_matches_the_original_project():
         assert (ours["filename"], ours["size"]) == (entry["filename"], entry["size"])
         assert {k: ours["file_attributes"][k] for k in ("width", "height")} == entry["file_attributes"]
         our_first_parts = [r for r in ours["regions"] if r["region_attributes"]["part"] == "0"]
-        assert [r["shape_attributes"] for r in our_first_parts] == [r["shape_attributes"] for r in entry["regions"]]
+        assert ([r["shape_attributes"] for r in our_first_parts]
+                == [r["shape_attributes"] for r in entry["regions"]])
         assert all(r["region_attributes"]["fashion"] == o["region_attributes"]["fashion"]
                    for r, o in zip(our_first_parts, entry["regions"]))
 
@@ -373,7 +374,8 @@ def test_image_ids_from_integer_keys_else_sequential_after_the_largest():
     via = {"photo_b": {"filename": "b.jpg", "regions": []}, "40": {"filename": "a.jpg", "regions": []},
            "photo_c": {"filename": "c.jpg", "regions": []}}
     back, summary = convert_quietly(via_to_coco, via, ["bag"])
-    assert [(i["id"], i["file_name"]) for i in back["images"]] == [(41, "b.jpg"), (40, "a.jpg"), (42, "c.jpg")]
+    ids_and_names = [(i["id"], i["file_name"]) for i in back["images"]]
+    assert ids_and_names == [(41, "b.jpg"), (40, "a.jpg"), (42, "c.jpg")]
     assert summary.images_without_annotations == 3 and summary.images_unknown_size == 3
 
 
