@@ -80,6 +80,38 @@ class NormaliseBoxes(keras.layers.Layer):
         return input_shapes[0]
 
 
+class AppendBoxes(keras.layers.Layer):
+    """Proposals plus the ground-truth boxes (B, N + G, 4): every object has a perfect ROI.
+
+    Detectron-style Faster/Mask R-CNN training adds the gt boxes to the proposals, so the
+    heads see positive ROIs from the first step, when the RPN's proposals are still random.
+    Zero rows (padding) are dropped later by the detection-target layer.
+    """
+
+    def call(self, inputs):
+        proposals, gt_boxes = inputs
+        return tf.concat([proposals, tf.cast(gt_boxes, proposals.dtype)], axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        first, second = input_shapes
+        count = None if first[1] is None or second[1] is None else first[1] + second[1]
+        return (first[0], count, 4)
+
+
+class LeadingRows(keras.layers.Layer):
+    """The first `count` rows along axis 1: the positive ROIs (the target layer puts them first)."""
+
+    def __init__(self, count, **kwargs):
+        super().__init__(**kwargs)
+        self.count = int(count)
+
+    def call(self, inputs):
+        return inputs[:, :self.count]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.count) + tuple(input_shape[2:])
+
+
 class DetectionBoxes(keras.layers.Layer):
     """The box columns [y1, x1, y2, x2] of the detection rows."""
 
@@ -126,13 +158,20 @@ def build_network(mode, config):
 
         rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config,
                                  name="ROI")([rpn_class, rpn_bbox, anchors])
+        candidate_rois = AppendBoxes(name="proposals_and_gt")([rpn_rois, gt_boxes])
         rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
-            config, name="proposal_targets")([rpn_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
+            config, name="proposal_targets")([candidate_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
-        mrcnn_mask = build_fpn_mask_graph(rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
+        # Only positive ROIs have mask targets, and the target layer puts them first: running the
+        # (costly) mask head on those rows alone gives the same loss for a fraction of the work.
+        positives = int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO)
+        mask_rois = LeadingRows(positives, name="positive_rois")(rois)
+        mrcnn_mask = build_fpn_mask_graph(mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
                                           config.NUM_CLASSES, train_bn=config.TRAIN_BN)
+        mask_class_ids = LeadingRows(positives, name="positive_class_ids")(target_class_ids)
+        target_mask = LeadingRows(positives, name="positive_target_mask")(target_mask)
         inputs = {
             "input_image": input_image, "input_image_meta": input_image_meta,
             "input_rpn_match": input_rpn_match, "input_rpn_bbox": input_rpn_bbox,
@@ -144,6 +183,7 @@ def build_network(mode, config):
             "mrcnn_class_logits": mrcnn_class_logits, "mrcnn_class": mrcnn_class, "mrcnn_bbox": mrcnn_bbox,
             "mrcnn_mask": mrcnn_mask, "rpn_rois": rpn_rois, "rois": rois,
             "target_class_ids": target_class_ids, "target_bbox": target_bbox, "target_mask": target_mask,
+            "mask_class_ids": mask_class_ids,
         }
         return keras.Model(inputs, outputs, name="mask_rcnn")
 
@@ -176,7 +216,7 @@ def compute_losses(config, batch, outputs):
                                                           outputs["mrcnn_class_logits"], active_class_ids),
         "mrcnn_bbox_loss": losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"],
                                                         outputs["mrcnn_bbox"]),
-        "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["target_class_ids"],
+        "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["mask_class_ids"],
                                                         outputs["mrcnn_mask"]),
     }
 
