@@ -406,7 +406,7 @@ class MaskRCNN:
         history = trainer.fit(
             train_data, initial_epoch=self.epoch, epochs=epochs, steps_per_epoch=config.STEPS_PER_EPOCH,
             validation_data=val_data, validation_steps=config.VALIDATION_STEPS, callbacks=callbacks,
-            verbose=verbose)
+            verbose=verbose, shuffle=False)  # the tf.data pipeline shuffles
         self.epoch = max(self.epoch, epochs)
         return history
 
