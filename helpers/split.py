@@ -11,7 +11,6 @@ classes such as scarf/tie reach every split.
 import argparse
 import contextlib
 import copy
-import json
 import math
 import numbers
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, atomic_write, read_json
+from helpers.io import DataError, atomic_write, dumps, read_json
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -289,8 +288,8 @@ class SplitResult:
         check_output_paths(targets.values())
         with contextlib.ExitStack() as stack:
             for name, path in targets.items():
-                f = stack.enter_context(atomic_write(path, "w", encoding="utf-8"))
-                f.write(json.dumps(self.splits[name], ensure_ascii=False))
+                f = stack.enter_context(atomic_write(path, "wb"))
+                f.write(dumps(self.splits[name]))
         return list(targets.values())
 
 
