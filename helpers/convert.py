@@ -391,6 +391,17 @@ def _check_geometry(pending, sizes, summary, image_name):
     return _remove_parts(pending, doomed, summary, image_name) if doomed else pending
 
 
+def _unique_id(pending, used_ids, new_id, summary, image_name):
+    """The pending annotation's id, or a new one (counted as renumbered) when it is taken."""
+    ann_id = pending.annotation_id
+    if ann_id is None or ann_id in used_ids:
+        ann_id = new_id()
+        if pending.annotation_id is not None:
+            summary.note("annotation_ids_renumbered", image_name, pending.item, f"duplicate id: now {ann_id}")
+    used_ids.add(ann_id)
+    return ann_id
+
+
 def _new_id_factory(used_ids):
     """A function giving ids above every id in `used_ids`, one after the other."""
     numeric = [i for i in used_ids if isinstance(i, int)]
@@ -528,13 +539,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
     used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
     multipart = crowd = polygon_count = 0
     for p in pending:
-        ann_id = p.annotation_id
-        if ann_id is None or ann_id in used_ids:
-            ann_id = new_id()
-            if p.annotation_id is not None:
-                summary.note("annotation_ids_renumbered", via[p.image_key]["filename"], p.item,
-                             f"duplicate id: now {ann_id}")
-        used_ids.add(ann_id)
+        ann_id = _unique_id(p, used_ids, new_id, summary, via[p.image_key]["filename"])
         common = {attribute: str(p.category_id), "annotation_id": str(ann_id)}
         if p.iscrowd is not None:
             common["iscrowd"] = str(int(p.iscrowd)) if isinstance(p.iscrowd, (bool, int)) else str(p.iscrowd)
@@ -781,13 +786,7 @@ def _coco_annotations(pending, images, sizes, recompute, summary):
     annotations, to_measure = [], {}   # image key -> [(annotation, polygons)]
     multipart = crowd = polygon_count = 0
     for p in pending:
-        ann_id = p.annotation_id
-        if ann_id is None or ann_id in used_ids:
-            ann_id = new_id()
-            if p.annotation_id is not None:
-                summary.note("annotation_ids_renumbered", images[p.image_key]["file_name"], p.item,
-                             f"duplicate id: now {ann_id}")
-        used_ids.add(ann_id)
+        ann_id = _unique_id(p, used_ids, new_id, summary, images[p.image_key]["file_name"])
         polygons = []
         for xs, ys in zip(p.xs, p.ys):
             flat = [0] * (2 * len(xs))

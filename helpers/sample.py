@@ -653,6 +653,20 @@ def val_image_count(n_images):
     return max(1, min(50, n_images // 20))
 
 
+def _annotate(garments, image_id, labels, annotations, label_maps, file_name):
+    """Append one COCO annotation per visible garment; with `label_maps`, record the image's
+    map of annotation ids (for the tests' pixel-exact check)."""
+    height, width = labels.shape
+    ann_map = np.zeros(labels.shape, np.int32) if label_maps is not None else None
+    for garment in garments:
+        ann = _annotation(len(annotations) + 1, image_id, garment["name"], garment["polygons"], height, width)
+        annotations.append(ann)
+        if ann_map is not None:
+            ann_map[labels == garment["index"]] = ann["id"]
+    if ann_map is not None:
+        label_maps[file_name] = ann_map
+
+
 def generate_modanet_sample(root, n_images, size=(128, 192), seed=42, progress=True, return_label_maps=False):
     """Draw `n_images` ModaNet-like pictures under `root` and write them in ModaNet's COCO form.
 
@@ -681,14 +695,7 @@ def generate_modanet_sample(root, n_images, size=(128, 192), seed=42, progress=T
             val_images.append(entry)
             continue
         train_images.append(entry)
-        ann_map = np.zeros(labels.shape, np.int32) if return_label_maps else None
-        for garment in garments:
-            ann = _annotation(len(annotations) + 1, image_id, garment["name"], garment["polygons"], height, width)
-            annotations.append(ann)
-            if ann_map is not None:
-                ann_map[labels == garment["index"]] = ann["id"]
-        if ann_map is not None:
-            label_maps[file_name] = ann_map
+        _annotate(garments, image_id, labels, annotations, label_maps if return_label_maps else None, file_name)
     train_path = write_json_atomic(root / "annotations" / TRAIN_FILE, _coco(train_images, annotations))
     val_path = write_json_atomic(root / "annotations" / VAL_FILE, _coco(val_images, []))
     summary = _summarise(train_images, annotations)
@@ -770,14 +777,7 @@ def generate_custom_set(root, classes, per_label, size=(128, 192), seed=43, prog
         entry = _image_entry(file_name, image_id, width, height)
         entry.update({"target_class": name, "season": season})
         images.append(entry)
-        ann_map = np.zeros(labels.shape, np.int32) if return_label_maps else None
-        for garment in garments:
-            ann = _annotation(len(annotations) + 1, image_id, garment["name"], garment["polygons"], height, width)
-            annotations.append(ann)
-            if ann_map is not None:
-                ann_map[labels == garment["index"]] = ann["id"]
-        if ann_map is not None:
-            label_maps[file_name] = ann_map
+        _annotate(garments, image_id, labels, annotations, label_maps if return_label_maps else None, file_name)
     truth_path = write_json_atomic(root / "custom" / "truth.json", _coco(images, annotations))
     summary = _summarise(images, annotations)
     summary.update({"classes": classes, "seasons": list(SEASON_CODES), "per_label": per_label,
