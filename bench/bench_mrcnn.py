@@ -1,0 +1,436 @@
+"""Speed and memory of our Mask R-CNN (mrcnn/) beside torchvision's, measured on this machine.
+
+What it times, both ResNet-50 FPN with random weights, 4 classes, the same proposal and
+detection counts, on toy shapes images (tests/shapes.py):
+
+  inference  images/s at each --sizes (batch 1, square images, no resize beyond the model's
+             own): ours MaskRCNN.detect([image]), torchvision model([image]) in eval mode
+             under torch.inference_mode; warm-up calls first (tracing), then the median of
+             --repeat timed calls.                              goal: ours/theirs time <= 1.0
+  training   steps/s at batch 2, 512 px, SGD lr 0.001 momentum 0.9 from random weights on fixed
+             batches: ours the trainer's train_step (as MaskRCNN.train builds it) on batches of
+             mrcnn.data.make_training_dataset; torchvision model.train(), sum of the loss dict,
+             backward, step.                                    goal: ours/theirs time <= 1.5
+  memory     peak RSS (resource.getrusage) of each measurement, each in a fresh subprocess of
+             this script; goal: ours inference at 1024 px on CPU under 4 GB. When TensorFlow
+             sees a GPU, also the peak GPU memory of our training at 1024 px, batch 2, ResNet-101.
+
+Speed measurements run on the CPU (CUDA_VISIBLE_DEVICES=-1 in their subprocesses), with
+--threads intra-op threads for TensorFlow and torch alike. torch/torchvision are the optional
+`bench` extra, imported only in their own subprocesses; without them only ours runs.
+
+    .venv/bin/python bench/bench_mrcnn.py --threads 2
+    .venv/bin/python bench/bench_mrcnn.py --quick --sizes 512 --skip-torch
+"""
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CLASSES = 4                 # background + 3 (ours NUM_CLASSES, torchvision num_classes)
+DETECTIONS = 100                # DETECTION_MAX_INSTANCES = box_detections_per_img
+PRE_NMS = 6000                  # PRE_NMS_LIMIT = rpn_pre_nms_top_n_test / _train
+POST_NMS_INFERENCE = 1000       # POST_NMS_ROIS_INFERENCE = rpn_post_nms_top_n_test
+POST_NMS_TRAINING = 2000        # POST_NMS_ROIS_TRAINING = rpn_post_nms_top_n_train
+TRAIN_ROIS = 512                # TRAIN_ROIS_PER_IMAGE = box_batch_size_per_image
+POSITIVE_FRACTION = 0.33        # ROI_POSITIVE_RATIO = box_positive_fraction
+DETECTION_NMS = 0.3             # DETECTION_NMS_THRESHOLD = box_nms_thresh
+TRAIN_SIZE = 512
+TRAIN_BATCH = 2
+LEARNING_RATE = 0.001
+MOMENTUM = 0.9
+WEIGHT_DECAY = 0.0001           # ours by default (train() path); torchvision given the same
+CLIP_NORM = 5.0                 # ours by default (global_clipnorm); torchvision clip_grad_norm_ the same
+FIXED_BATCHES = 2               # distinct training batches cycled through
+GOAL_INFERENCE_RATIO = 1.0
+GOAL_TRAINING_RATIO = 1.5
+GOAL_RSS_GB = 4.0
+RESULT_PREFIX = "BENCH_RESULT "
+TORCH_INSTALL = '.venv/bin/pip install -e ".[bench]"   (or: pip install torch==2.14.1 torchvision==0.29.1)'
+
+
+# -- shared helpers (run in the workers) ------------------------------------------------------
+
+def _peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux reports KiB
+
+
+def _shapes_dataset(count, size, seed=0):
+    sys.path.insert(0, str(REPO))
+    from tests.shapes import ShapesDataset
+    dataset = ShapesDataset()
+    dataset.load_shapes(count, size=size, seed=seed)
+    dataset.prepare()
+    return dataset
+
+
+def _timed_calls(call, warmup, repeat):
+    """Run call() `warmup` times untimed, then `repeat` times timed; returns the seconds per call."""
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _emit(result):
+    result["peak_rss_bytes"] = _peak_rss_bytes()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# -- our engine -------------------------------------------------------------------------------
+
+def _tensorflow(threads):
+    import tensorflow as tf
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return tf
+
+
+def _our_config(size, mode, backbone="resnet50", batch=1):
+    sys.path.insert(0, str(REPO))
+    from mrcnn.config import Config
+
+    class BenchConfig(Config):
+        NAME = "bench"
+        BACKBONE = backbone
+        NUM_CLASSES = 4
+        IMAGES_PER_GPU = batch
+        IMAGE_RESIZE_MODE = "square"
+        IMAGE_MIN_DIM = size
+        IMAGE_MAX_DIM = size
+        PRE_NMS_LIMIT = PRE_NMS
+        POST_NMS_ROIS_INFERENCE = POST_NMS_INFERENCE
+        POST_NMS_ROIS_TRAINING = POST_NMS_TRAINING
+        DETECTION_MAX_INSTANCES = DETECTIONS
+        DETECTION_MIN_CONFIDENCE = 0.0
+        DETECTION_NMS_THRESHOLD = DETECTION_NMS
+        TRAIN_ROIS_PER_IMAGE = TRAIN_ROIS
+        ROI_POSITIVE_RATIO = POSITIVE_FRACTION
+        TRAIN_BN = mode == "training"      # torchvision without backbone weights trains its BatchNorm
+        LEARNING_RATE = LEARNING_RATE
+        LEARNING_MOMENTUM = MOMENTUM
+        WEIGHT_DECAY = WEIGHT_DECAY
+        GRADIENT_CLIP_NORM = CLIP_NORM
+
+    return BenchConfig()
+
+
+def ours_inference(size, warmup, repeat, threads):
+    tf = _tensorflow(threads)
+    import keras
+    keras.utils.set_random_seed(0)
+    from mrcnn.model import MaskRCNN
+    import tempfile
+    model = MaskRCNN("inference", _our_config(size, "inference"), tempfile.gettempdir())
+    image = _shapes_dataset(1, size).load_image(0)
+    counts = []
+
+    def call():
+        counts.append(len(model.detect([image])[0]["class_ids"]))
+
+    seconds = _timed_calls(call, warmup, repeat)
+    _emit({"seconds": seconds, "detections": counts[-1], "gpus": len(tf.config.list_physical_devices("GPU"))})
+
+
+def _our_trainer(config, tf):
+    """The training network wrapped and compiled exactly as MaskRCNN.train does, all layers trainable."""
+    import keras
+    from mrcnn.model import MaskRCNN, MaskRCNNTrainer
+    import tempfile
+    model = MaskRCNN("training", config, tempfile.gettempdir())
+    model.set_trainable(".*")
+    trainer = MaskRCNNTrainer(model.keras_model, config, name="mask_rcnn_trainer")
+    optimizer = keras.optimizers.SGD(learning_rate=config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM,
+                                     weight_decay=config.WEIGHT_DECAY or None,
+                                     global_clipnorm=config.GRADIENT_CLIP_NORM)
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    trainer.compile(optimizer=optimizer, jit_compile=False)
+    trainer.optimizer.build(trainer.trainable_variables)
+    return trainer
+
+
+def _our_fixed_batches(config, count):
+    from mrcnn.data import make_training_dataset
+    dataset = _shapes_dataset(count * int(config.BATCH_SIZE), int(config.IMAGE_MAX_DIM))
+    stream = make_training_dataset(dataset, config, shuffle=False, seed=0)
+    return [batch for batch in stream.take(count)]
+
+
+def ours_training(size, batch, warmup, repeat, threads, backbone="resnet50"):
+    tf = _tensorflow(threads)
+    import keras
+    keras.utils.set_random_seed(0)
+    config = _our_config(size, "training", backbone=backbone, batch=batch)
+    trainer = _our_trainer(config, tf)
+    batches = _our_fixed_batches(config, FIXED_BATCHES)
+    step = tf.function(trainer.train_step, jit_compile=False, reduce_retracing=True)
+    position = [0]
+    losses = []
+
+    def call():
+        logs = step(batches[position[0] % len(batches)])
+        position[0] += 1
+        losses.append(float(logs["loss"]))      # waits for the step to finish
+
+    seconds = _timed_calls(call, warmup, repeat)
+    result = {"seconds": seconds, "first_loss": losses[0], "last_loss": losses[-1]}
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        result["gpu_peak_bytes"] = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    _emit(result)
+
+
+def ours_gpu_training(warmup, repeat, threads):
+    """Training at 1024 px, batch 2, ResNet-101 on the GPU (peak GPU memory); 'no GPU' without one."""
+    tf = _tensorflow(threads)
+    if not tf.config.list_physical_devices("GPU"):
+        _emit({"gpu": False})
+        return
+    ours_training(1024, 2, warmup, repeat, threads, backbone="resnet101")
+
+
+# -- torchvision ------------------------------------------------------------------------------
+
+def _torch(threads):
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+    torch.manual_seed(0)
+    return torch
+
+
+def _torchvision_model(size):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+    return maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES, min_size=size, max_size=size,
+        rpn_pre_nms_top_n_test=PRE_NMS, rpn_post_nms_top_n_test=POST_NMS_INFERENCE,
+        rpn_pre_nms_top_n_train=PRE_NMS, rpn_post_nms_top_n_train=POST_NMS_TRAINING,
+        box_detections_per_img=DETECTIONS, box_score_thresh=0.0, box_nms_thresh=DETECTION_NMS,
+        box_batch_size_per_image=TRAIN_ROIS, box_positive_fraction=POSITIVE_FRACTION)
+
+
+def _as_torch_image(torch, image):
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(255.0).contiguous()
+
+
+def torch_inference(size, warmup, repeat, threads):
+    torch = _torch(threads)
+    model = _torchvision_model(size).eval()
+    image = _as_torch_image(torch, _shapes_dataset(1, size).load_image(0))
+    counts = []
+
+    def call():
+        with torch.inference_mode():
+            counts.append(len(model([image])[0]["labels"]))
+
+    seconds = _timed_calls(call, warmup, repeat)
+    _emit({"seconds": seconds, "detections": counts[-1]})
+
+
+def _torch_fixed_batches(torch, count, batch):
+    """The same shapes images as ours (same dataset seed and order), as torchvision targets."""
+    dataset = _shapes_dataset(count * batch, TRAIN_SIZE)
+    batches = []
+    for first in range(0, count * batch, batch):
+        images, targets = [], []
+        for image_id in range(first, first + batch):
+            masks, class_ids = dataset.load_mask(image_id)
+            visible = masks.reshape(-1, masks.shape[-1]).any(axis=0)     # drop shapes covered entirely
+            masks, class_ids = masks[..., visible], class_ids[visible]
+            boxes = []
+            for k in range(masks.shape[-1]):
+                ys, xs = masks[..., k].any(axis=1).nonzero()[0], masks[..., k].any(axis=0).nonzero()[0]
+                boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
+            images.append(_as_torch_image(torch, dataset.load_image(image_id)))
+            targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32),
+                            "labels": torch.tensor(class_ids, dtype=torch.int64),
+                            "masks": torch.from_numpy(masks.transpose(2, 0, 1).astype("uint8"))})
+        batches.append((images, targets))
+    return batches
+
+
+def torch_training(warmup, repeat, threads):
+    torch = _torch(threads)
+    model = _torchvision_model(TRAIN_SIZE).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    batches = _torch_fixed_batches(torch, FIXED_BATCHES, TRAIN_BATCH)
+    position = [0]
+    losses = []
+
+    def call():
+        images, targets = batches[position[0] % len(batches)]
+        position[0] += 1
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+        optimizer.step()
+        losses.append(float(loss))
+
+    seconds = _timed_calls(call, warmup, repeat)
+    _emit({"seconds": seconds, "first_loss": losses[0], "last_loss": losses[-1]})
+
+
+# -- the parent: one subprocess per measurement, then the table -------------------------------
+
+def _run_worker(args, task, size=None, hide_gpu=True):
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", task,
+               "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeat", str(args.repeat)]
+    if size is not None:
+        command += ["--size", str(size)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    if hide_gpu:
+        env["CUDA_VISIBLE_DEVICES"] = "-1"
+    label = f"{task}{'' if size is None else f' {size} px'}"
+    print(f"... {label}", flush=True)
+    started = time.perf_counter()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
+    for line in finished.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX):])
+            result["wall_seconds"] = time.perf_counter() - started
+            return result
+    tail = "\n".join((finished.stdout + finished.stderr).splitlines()[-25:])
+    print(f"    {label} failed (exit {finished.returncode}); its last lines:\n{tail}", flush=True)
+    return None
+
+
+def _median(result):
+    return statistics.median(result["seconds"]) if result else None
+
+
+def _gb(count):
+    return count / 1e9
+
+
+def _speed_row(name, ours, theirs, unit, goal):
+    ours_s, theirs_s = _median(ours), _median(theirs)
+    ours_rate = f"{1 / ours_s:8.3f}" if ours_s else "  failed"
+    if theirs is None:
+        return f"{name:<22}{ours_rate} {unit:<9}{'-':>10}{'-':>8}  {'(no reference)'}"
+    theirs_rate = f"{1 / theirs_s:8.3f}" if theirs_s else "  failed"
+    if not (ours_s and theirs_s):
+        return f"{name:<22}{ours_rate} {unit:<9}{theirs_rate:>10}{'-':>8}  goal <= {goal}: unknown"
+    ratio = ours_s / theirs_s
+    verdict = "met" if ratio <= goal else "NOT met"
+    return f"{name:<22}{ours_rate} {unit:<9}{theirs_rate:>10}{ratio:8.2f}  goal <= {goal}: {verdict}"
+
+
+def _torch_available():
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "torchvision"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="inference image sides (px)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement (default 5)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for TensorFlow and torch")
+    parser.add_argument("--skip-torch", action="store_true", help="ours only, no torchvision reference")
+    parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
+    parser.add_argument("--quick", action="store_true", help="fewer calls: 1 warm-up, 2 timed")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 2 if args.quick else 5
+    if args.warmup is None:
+        args.warmup = 1 if args.quick else 2
+    if args.repeat < 1 or args.warmup < 0 or args.threads < 0:
+        parser.error("--repeat must be >= 1, --warmup >= 0, --threads >= 0 (0: the library default)")
+    bad_sizes = [size for size in args.sizes if size < 64 or size % 64]
+    if bad_sizes:
+        parser.error(f"--sizes {bad_sizes}: every size must be a multiple of 64 (our backbone needs it)")
+
+    if args.worker:
+        workers = {
+            "ours-inference": lambda: ours_inference(args.size, args.warmup, args.repeat, args.threads),
+            "torch-inference": lambda: torch_inference(args.size, args.warmup, args.repeat, args.threads),
+            "ours-training": lambda: ours_training(TRAIN_SIZE, TRAIN_BATCH, args.warmup, args.repeat,
+                                                   args.threads),
+            "torch-training": lambda: torch_training(args.warmup, args.repeat, args.threads),
+            "ours-gpu-training": lambda: ours_gpu_training(args.warmup, args.repeat, args.threads),
+        }
+        workers[args.worker]()
+        return 0
+
+    with_torch = not args.skip_torch and _torch_available()
+    if not args.skip_torch and not with_torch:
+        print(f"torch/torchvision are not installed: timing ours only. To compare, install them:\n  {TORCH_INSTALL}")
+    print(f"Mask R-CNN bench: ResNet-50 FPN, random weights, {NUM_CLASSES} classes, threads={args.threads}, "
+          f"warm-up {args.warmup}, median of {args.repeat}; CPU")
+    print(f"  proposals: pre-NMS {PRE_NMS} (torchvision: per level), post-NMS {POST_NMS_INFERENCE} inference / "
+          f"{POST_NMS_TRAINING} training; detections {DETECTIONS} (score threshold 0, NMS {DETECTION_NMS})")
+    print(f"  training: batch {TRAIN_BATCH}, {TRAIN_SIZE} px, ROIs per image {TRAIN_ROIS} "
+          f"(positive {POSITIVE_FRACTION}), SGD lr {LEARNING_RATE} momentum {MOMENTUM} weight decay "
+          f"{WEIGHT_DECAY} clip norm {CLIP_NORM}, trainable BatchNorm, {FIXED_BATCHES} fixed toy-shape batches")
+    print(f"  load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+
+    results = {}
+    for size in args.sizes:
+        results[("ours-inference", size)] = _run_worker(args, "ours-inference", size)
+        if with_torch:
+            results[("torch-inference", size)] = _run_worker(args, "torch-inference", size)
+    if not args.skip_training:
+        results[("ours-training", None)] = _run_worker(args, "ours-training")
+        if with_torch:
+            results[("torch-training", None)] = _run_worker(args, "torch-training")
+    gpu = _run_worker(args, "ours-gpu-training", hide_gpu=False) if not args.skip_training else None
+
+    print(f"\n{'measurement':<22}{'ours':>8} {'unit':<9}{'torch':>10}{'ratio':>8}  (ratio = ours/theirs time)")
+    for size in args.sizes:
+        print(_speed_row(f"inference {size} px", results[("ours-inference", size)],
+                         results.get(("torch-inference", size)), "images/s", GOAL_INFERENCE_RATIO))
+    if not args.skip_training:
+        print(_speed_row(f"training {TRAIN_SIZE} px b{TRAIN_BATCH}", results[("ours-training", None)],
+                         results.get(("torch-training", None)), "steps/s", GOAL_TRAINING_RATIO))
+
+    print("\ndetails (median / min / max seconds per call, peak RSS of its subprocess):")
+    for (task, size), result in results.items():
+        if result is None:
+            print(f"  {task:<16}{'' if size is None else size:>6}  failed")
+            continue
+        seconds = result["seconds"]
+        extra = ""
+        if "detections" in result:
+            extra = f"  detections {result['detections']}"
+        if "first_loss" in result:
+            extra = f"  loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}"
+        print(f"  {task:<16}{'' if size is None else size:>6}  {statistics.median(seconds):7.3f} "
+              f"{min(seconds):7.3f} {max(seconds):7.3f} s   RSS {_gb(result['peak_rss_bytes']):5.2f} GB{extra}")
+
+    biggest = max((size for size in args.sizes), default=None)
+    ours_big = results.get(("ours-inference", biggest))
+    if ours_big:
+        rss = _gb(ours_big["peak_rss_bytes"])
+        verdict = "met" if rss < GOAL_RSS_GB else "NOT met"
+        note = "" if biggest == 1024 else f" (goal is stated for 1024 px; largest size run: {biggest})"
+        print(f"\nmemory: ours inference {biggest} px peak RSS {rss:.2f} GB, goal < {GOAL_RSS_GB} GB: {verdict}{note}")
+    if args.skip_training:
+        pass
+    elif gpu is None:
+        print("GPU: the GPU training measurement failed (see above)")
+    elif not gpu.get("gpu", True):
+        print("GPU: no GPU visible to TensorFlow (training at 1024 px, batch 2, ResNet-101 peak GPU memory not measured)")
+    else:
+        print(f"GPU: training 1024 px batch 2 ResNet-101 peak GPU memory {_gb(gpu['gpu_peak_bytes']):.2f} GB, "
+              f"{1 / _median(gpu):.3f} steps/s")
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
