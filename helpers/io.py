@@ -4,6 +4,7 @@ Every writer in `helpers` goes through `atomic_write` (a temp file beside the ta
 an atomic rename), so an interrupted run never leaves a truncated JSON behind.
 """
 import contextlib
+import gc
 import json
 import os
 import tempfile
@@ -17,6 +18,23 @@ except ImportError:  # pragma: no cover - the standard library does the same, sl
 
 class DataError(ValueError):
     """Bad input data: the message names the file and what is wrong with it."""
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """Pause Python's cycle collector while building many small objects that form no cycles.
+
+    Parsing a ModaNet-size JSON makes millions of dicts and lists; with the collector on, each
+    of its passes walks all of them again (reading the 100 MB train file took 4.9 s of CPU
+    with it, a fraction of that without).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def loads(data):
@@ -36,7 +54,7 @@ def read_json(path, what="JSON file"):
     """Parse a JSON file; a missing or malformed file is a DataError naming it."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, paused_gc():
             return loads(f.read())
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
