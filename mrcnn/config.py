@@ -286,3 +286,13 @@ def _plain(value):
     if callable(value):
         return getattr(value, "__qualname__", repr(value))
     return value
+
+
+def setting_or_config(value, config, name, owner):
+    """`value` when given, else `config.<name>`: for layers that take a config or explicit values
+    (explicit values let them rebuild from get_config()). Neither is a ValueError naming `owner`."""
+    if value is not None:
+        return value
+    if config is None:
+        raise ValueError(f"{owner} needs a config (or {name.lower()})")
+    return getattr(config, name)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.box_graph import apply_box_deltas_graph, clip_boxes_graph
+from mrcnn.config import setting_or_config
 
 
 def normalised_windows_graph(image_meta):
@@ -45,11 +46,7 @@ class DetectionLayer(keras.layers.Layer):
         self.supports_jit = False
 
         def setting(value, name):
-            if value is not None:
-                return value
-            if config is None:
-                raise ValueError(f"DetectionLayer needs a config (or {name.lower()})")
-            return getattr(config, name)
+            return setting_or_config(value, config, name, "DetectionLayer")
 
         self.max_instances = int(setting(max_instances, "DETECTION_MAX_INSTANCES"))
         self.min_confidence = float(setting(min_confidence, "DETECTION_MIN_CONFIDENCE"))

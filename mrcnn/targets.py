@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.box_graph import box_refinement_graph, overlaps_graph, trim_zeros_graph
+from mrcnn.config import setting_or_config
 
 POSITIVE_IOU = 0.5
 CROWD_IOU = 0.001
@@ -45,11 +46,7 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.supports_jit = False
 
         def setting(value, name):
-            if value is not None:
-                return value
-            if config is None:
-                raise ValueError(f"DetectionTargetLayer needs a config (or {name.lower()})")
-            return getattr(config, name)
+            return setting_or_config(value, config, name, "DetectionTargetLayer")
 
         self.train_rois_per_image = int(setting(train_rois_per_image, "TRAIN_ROIS_PER_IMAGE"))
         self.roi_positive_ratio = float(setting(roi_positive_ratio, "ROI_POSITIVE_RATIO"))
