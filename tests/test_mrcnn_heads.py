@@ -149,3 +149,24 @@ def test_trainable_batch_norm_updates_in_fit_and_not_in_predict():
     partial = [np.asarray(o) for o in model([first_rois] + data[1:])]
     for full, part in zip(all_rois, partial):
         np.testing.assert_allclose(full[:, :2], part[:, :2], atol=1e-5)
+
+
+def test_full_image_conv_equals_conv2d_in_value_and_gradient():
+    import numpy as np
+    import tensorflow as tf
+    from mrcnn.heads import FullImageConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(5, 7, 7, 16)).astype("float32"))
+    ours, reference = FullImageConv2D(8, (7, 7)), keras.layers.Conv2D(8, (7, 7))
+    ours.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights([rng.normal(size=(7, 7, 16, 8)).astype("float32"), rng.normal(size=8).astype("float32")])
+    ours.set_weights(reference.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        a, b = ours(x), reference(x)
+    assert a.shape == b.shape == (5, 1, 1, 8)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(a, x), tape.gradient(b, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(a, ours.kernel), tape.gradient(b, reference.kernel), rtol=1e-4, atol=1e-3)
