@@ -1,7 +1,7 @@
 """It learns: from random initialisation, a small Mask R-CNN overfits 8 shape images.
 
 Detect on the same images must reach COCO mask AP50 >= 0.9 (pycocotools). Broken targets,
-losses, proposals or unmolding keep it far below that. About 4 minutes on 2 CPU cores.
+losses, proposals or unmolding keep it far below that. About 4.5 minutes on 2 CPU cores.
 """
 import keras
 
@@ -42,7 +42,7 @@ def test_overfits_eight_shape_images(tmp_path):
     shapes.prepare()
 
     model = MaskRCNN("training", config, tmp_path)
-    history = model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=80, layers="all",
+    history = model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=100, layers="all",
                           verbose=0, seed=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.5 * losses[0]
@@ -51,5 +51,5 @@ def test_overfits_eight_shape_images(tmp_path):
     detector.load_weights(model.find_last(), by_name=True)
     results = detector.detect([shapes.load_image(i) for i in shapes.image_ids])
     ap, ap50 = coco_mask_ap(shapes, shapes.image_ids, results)
-    print(f"mask AP {ap:.3f}, AP50 {ap50:.3f} after 80 epochs of 4 steps")
+    print(f"mask AP {ap:.3f}, AP50 {ap50:.3f} after 100 epochs of 4 steps")
     assert ap50 >= 0.9
