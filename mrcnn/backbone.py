@@ -9,10 +9,6 @@ by layer name: ImageNet and COCO weights saved for those models load into these 
 import keras
 from keras import layers
 
-# One BatchNorm for the whole engine: with train_bn=False it keeps inference statistics even
-# when the model runs with training=True (Keras 3 would otherwise override the call-time
-# training=False), which is Matterport's TRAIN_BN = False.
-from mrcnn.heads import BatchNorm
 
 RESNET50_IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
                          "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -28,6 +24,33 @@ BASIC_BLOCK_ARCHITECTURES = ("resnet18", "resnet34")
 BASIC_STAGE_FILTERS = (64, 128, 256, 512)
 # (1x1 reduce, 3x3, 1x1 expand) channel counts of the bottleneck blocks in stages 2..5.
 STAGE_FILTERS = ((64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048))
+
+
+# One BatchNorm for the whole engine (the heads use it too): with train_bn=False it keeps
+# inference statistics even when the model runs with training=True (Keras 3 would otherwise
+# override the call-time training=False), which is Matterport's TRAIN_BN = False.
+@keras.saving.register_keras_serializable(package="mrcnn")
+class BatchNorm(keras.layers.BatchNormalization):
+    """BatchNormalization that can be frozen to inference statistics while gamma/beta still train.
+
+    Passing `training=False` when building a functional model is not enough in Keras 3: the
+    model's own training flag (True inside `fit`) overrides it, so frozen layers would still
+    update their moving averages. With `train_bn=False` this layer ignores the flag instead.
+    """
+
+    def __init__(self, train_bn=None, **kwargs):
+        super().__init__(**kwargs)
+        self.train_bn = train_bn
+
+    def call(self, inputs, training=None, mask=None):
+        if self.train_bn is False:
+            training = False
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config["train_bn"] = self.train_bn
+        return config
 
 
 def block_letter(index):
@@ -85,7 +108,7 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
     architecture: "resnet50" or "resnet101" (bottleneck blocks, Matterport's), or "resnet18" or
     "resnet34" (basic blocks, light enough for a CPU). stage5=False skips stage 5 (C5 is then None).
     train_bn: False freezes every BatchNorm (inference statistics even while training);
-    True or None lets them follow the model's training flag (see mrcnn.heads.BatchNorm).
+    True or None lets them follow the model's training flag (see BatchNorm above).
     """
     if architecture not in STAGE_BLOCKS:
         raise ValueError(f"resnet_graph: architecture must be one of {sorted(STAGE_BLOCKS)}, got {architecture!r}")

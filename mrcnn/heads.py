@@ -17,6 +17,7 @@ in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer
 import keras
 import tensorflow as tf
 
+from mrcnn.backbone import BatchNorm
 from mrcnn.roi_align import PyramidROIAlign
 
 
@@ -31,30 +32,6 @@ class ROITimeDistributed(keras.layers.TimeDistributed):
         outputs = self.layer.call(tf.reshape(inputs, rows), **kwargs)
         out_shape = tf.concat([shape[:2], tf.shape(outputs)[1:]], axis=0)
         return tf.reshape(outputs, out_shape)
-
-
-@keras.saving.register_keras_serializable(package="mrcnn")
-class BatchNorm(keras.layers.BatchNormalization):
-    """BatchNormalization that can be frozen to inference statistics while gamma/beta still train.
-
-    Passing `training=False` when building a functional model is not enough in Keras 3: the
-    model's own training flag (True inside `fit`) overrides it, so frozen layers would still
-    update their moving averages. With `train_bn=False` this layer ignores the flag instead.
-    """
-
-    def __init__(self, train_bn=None, **kwargs):
-        super().__init__(**kwargs)
-        self.train_bn = train_bn
-
-    def call(self, inputs, training=None, mask=None):
-        if self.train_bn is False:
-            training = False
-        return super().call(inputs, training=training, mask=mask)
-
-    def get_config(self):
-        config = super().get_config()
-        config["train_bn"] = self.train_bn
-        return config
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
