@@ -26,7 +26,9 @@ from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
 from helpers.io import DataError, atomic_write, read_json, write_json_atomic
-from helpers.modanet import CATEGORY_ID_BY_NAME, CLASS_NAMES, INFO, SEASONS, categories, class_slug
+from helpers.modanet import CATEGORY_ID_BY_NAME, CLASS_NAMES, INFO, categories, class_slug
+from helpers.seasons import SEASON_CODES, canonical_class, custom_file_name
+from helpers.seasons import parse_custom_name as parse_any_custom_name
 
 GENERATOR_VERSION = 1            # bump when the drawing changes, so build_sample rebuilds
 TRAIN_FILE = "modanet2018_instances_train.json"
@@ -46,8 +48,6 @@ SAMPLE_INFO = dict(
     contributor="ModaNet Seasons course (helpers.sample)",
     description="Synthetic ModaNet-like sample drawn by helpers.sample; not MODA-NET data",
 )
-SEASON_CODES = tuple(SEASONS)    # yaz, sonb, ilkb, kis, 4mev
-CUSTOM_NAME = re.compile(r"^(?P<slug>.+)_(?P<season>" + "|".join(SEASON_CODES) + r")_(?P<n>[1-9]\d*)\.jpg$")
 
 ARM_LENGTH = 2.65                # figure units (one unit = one head height, a figure is 8)
 WAIST_Y = 3.0
@@ -719,22 +719,24 @@ def _summarise(images, annotations):
             "images_per_class": {name: len(ids) for name, ids in images_with.items()}}
 
 
-def _class_name(name):
-    if name in CATEGORY_ID_BY_NAME:
-        return name
-    by_slug = {class_slug(c): c for c in CLASS_NAMES}
-    if name in by_slug:
-        return by_slug[name]
-    raise ValueError(f"Unknown class {name!r}: ModaNet's classes are {', '.join(CLASS_NAMES)}")
-
-
 def parse_custom_name(file_name):
-    """'scarf_tie_kis_3.jpg' -> ('scarf/tie', 'kis', 3); ValueError for any other name."""
-    match = CUSTOM_NAME.match(Path(file_name).name)
-    if not match:
-        raise ValueError(f"{file_name}: not named <class>_<season>_<n>.jpg "
-                         f"(season one of {', '.join(SEASON_CODES)})")
-    return _class_name(match["slug"]), match["season"], int(match["n"])
+    """A name this generator writes: 'scarf_tie_kis_3.jpg' -> ('scarf/tie', 'kis', 3).
+
+    Stricter than helpers.seasons.parse_custom_name (which also reads English seasons and
+    other extensions): ValueError for any name that is not canonical."""
+    parsed = parse_any_custom_name(file_name)
+    expected = custom_file_name(*parsed)
+    if Path(file_name).name != expected:
+        raise ValueError(f"{file_name}: not a name helpers.sample writes (it would be {expected})")
+    return parsed
+
+
+def _is_custom_name(file_name):
+    try:
+        parse_custom_name(file_name)
+    except ValueError:
+        return False
+    return True
 
 
 def generate_custom_set(root, classes, per_label, size=(128, 192), seed=43, progress=True,
@@ -747,7 +749,7 @@ def generate_custom_set(root, classes, per_label, size=(128, 192), seed=43, prog
     and "season". Returns a summary dict (plus "label_maps" like generate_modanet_sample)."""
     if isinstance(classes, str):
         classes = [classes]
-    classes = [_class_name(c) for c in classes]
+    classes = [canonical_class(c) for c in classes]
     if not classes:
         raise ValueError("classes is empty: name at least one ModaNet class")
     if len(set(classes)) != len(classes):
@@ -794,14 +796,14 @@ def sample_parameters(profile):
     """What the sample of `profile` depends on (compared with the manifest to skip a re-run)."""
     return {"generator_version": GENERATOR_VERSION, "sample_images": int(profile.sample_images),
             "sample_size": [int(v) for v in profile.sample_size],
-            "custom_classes": [_class_name(c) for c in profile.custom_classes],
+            "custom_classes": [canonical_class(c) for c in profile.custom_classes],
             "custom_per_label": int(profile.custom_per_label), "seed": int(profile.seed)}
 
 
-def _remove_stale(folder, keep, pattern):
+def _remove_stale(folder, keep, is_ours):
     removed = 0
     for path in sorted(folder.glob("*.jpg")):
-        if path.name not in keep and pattern.match(path.name):
+        if path.name not in keep and is_ours(path.name):
             path.unlink()
             removed += 1
     return removed
@@ -832,10 +834,10 @@ def build_sample(profile, force=False, progress=True, root=None):
     custom = generate_custom_set(root, params["custom_classes"], params["custom_per_label"],
                                  params["sample_size"], params["seed"] + 1, progress)
     keep = {f"{i:07d}.jpg" for i in range(1, sample["images"] + sample["val_images"] + 1)}
-    removed = _remove_stale(root / "images", keep, re.compile(r"^\d{7}\.jpg$"))
+    removed = _remove_stale(root / "images", keep, re.compile(r"^\d{7}\.jpg$").match)
     keep = {f"{class_slug(c)}_{s}_{n}.jpg" for c in params["custom_classes"] for s in SEASON_CODES
             for n in range(1, params["custom_per_label"] + 1)}
-    removed += _remove_stale(root / "custom" / "images", keep, CUSTOM_NAME)
+    removed += _remove_stale(root / "custom" / "images", keep, _is_custom_name)
     for summary in (sample, custom):
         for key in ("train_annotations", "val_annotations", "truth"):
             if key in summary:
