@@ -434,3 +434,11 @@ class ViaDataset(_AnnotatedDataset):
             key = ("region", index) if annotation_id in (None, "") else ("id", str(annotation_id))
             groups.setdefault(key, []).append((name_by_label[str(label)], polygon))
         return groups
+
+
+def load_coco_dataset(annotations, images_dir, class_names=None, progress=False):
+    """A prepared CocoDataset in one call (what notebooks use for each split)."""
+    dataset = CocoDataset()
+    dataset.load_coco(annotations, images_dir, class_names=class_names, progress=progress)
+    dataset.prepare()
+    return dataset

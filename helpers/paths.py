@@ -91,7 +91,50 @@ class Paths:
     # 04 / 06: training runs and checkpoints
     @property
     def runs(self):
+        """Run folders of training: <name><timestamp>/ with a checkpoint per epoch and logs."""
         return self.root / "runs"
+
+    @property
+    def weights(self):
+        """Downloaded start weights (mask_rcnn_coco.h5)."""
+        return self.root / "weights"
+
+    @property
+    def models(self):
+        return self.root / "models"
+
+    def model_file(self, name):
+        """The trained model a notebook hands on: 'model1' (04) or 'model2' (06), plus a .json sidecar."""
+        return self.models / f"{name}.h5"
+
+    # 05: auto-labels of the custom set
+    @property
+    def autolabels(self):
+        return self.custom / "autolabels"
+
+    @property
+    def autolabel_via(self):
+        """Every auto-label as VIA 2 (the original project's training format)."""
+        return self.autolabels / "via.json"
+
+    @property
+    def autolabel_coco(self):
+        """Every auto-label as COCO (categories = <class>_<season> labels)."""
+        return self.autolabels / "coco.json"
+
+    def autolabel_split(self, split):
+        """Kept labels (>= MIN_PER_CLASS instances), split for model-2: 'train', 'val' or 'test'."""
+        return self.autolabels / f"{split}.json"
+
+    # every notebook: figures and headline numbers
+    @property
+    def figures(self):
+        return self.root / "figures"
+
+    @property
+    def metrics(self):
+        """One JSON of headline figures; each notebook adds its own section."""
+        return self.root / "metrics.json"
 
 
 def require(path, made_by):
@@ -103,3 +146,13 @@ def require(path, made_by):
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run {made_by} first (same profile).")
     return path
+
+
+# Real street photos named like the custom set, kept beside the project (never inside it: CC BY-NC).
+EXAMPLE_PHOTOS = PROJECT_ROOT.parent / "shared" / "fixtures" / "photos"
+
+
+def example_photos(folder=EXAMPLE_PHOTOS):
+    """The .jpg photos in `folder` (sorted), or [] when it is absent (on Colab, say)."""
+    folder = Path(folder)
+    return sorted(folder.glob("*.jpg")) if folder.is_dir() else []

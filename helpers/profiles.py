@@ -35,11 +35,15 @@ class Profile:
     images_per_gpu: int = 2
     steps_per_epoch: int = 1000
     validation_steps: int = 50
-    epochs_heads: int = 20
-    epochs_all: int = 40
+    epochs_heads: int = 20          # train the heads until this epoch ...
+    epochs: int = 40                # ... then every layer until this one (Matterport's counting)
     learning_rate: float = 0.001
     init_weights: str = "coco"
-    extra: dict = field(default_factory=dict)
+    flip_probability: float = 0.5   # left-right flips while training (the seed projects: Fliplr 0.5)
+    engine: dict = field(default_factory=dict)   # further Config values (smoke: a smaller network)
+    # auto-labelling (05) and model-2 (06) ----------------------------------------------------
+    min_confidence: float = 0.7     # keep model-1 detections at least this sure
+    min_per_class: int = 5          # keep class_season labels with at least this many instances
 
     @property
     def paths(self):
@@ -47,12 +51,14 @@ class Profile:
 
     def table(self):
         """The profile as (name, value) rows, for printing in a notebook."""
-        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "extra"]
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "engine"]
 
     def display(self):
         print(f"Profile '{self.name}'")
         for key, value in self.table():
             print(f"  {key:18} {value}")
+        for key, value in self.engine.items():
+            print(f"  {key:18} {value}   (Config)")
 
 
 SMOKE = Profile(
@@ -68,7 +74,7 @@ SMOKE = Profile(
     steps_per_epoch=20,
     validation_steps=5,
     epochs_heads=1,
-    epochs_all=2,
+    epochs=2,
     learning_rate=0.002,
     init_weights="none",
 )
@@ -83,7 +89,7 @@ FULL = Profile(
     steps_per_epoch=1000,
     validation_steps=50,
     epochs_heads=20,
-    epochs_all=40,
+    epochs=40,
     learning_rate=0.001,
     init_weights="coco",
 )
@@ -115,8 +121,13 @@ def resolve_profile_name(name="auto"):
 
 
 def get_profile(name="auto", **overrides):
-    """The Profile for `name`, with any field overridden: get_profile('smoke', seed=1)."""
+    """The Profile for `name`, with any field overridden: get_profile('smoke', seed=1).
+
+    An override of None keeps the profile's value, so a notebook's parameters cell can say
+    `EPOCHS = None` for "the profile's number".
+    """
     profile = PROFILES[resolve_profile_name(name)]
+    overrides = {key: value for key, value in overrides.items() if value is not None}
     unknown = set(overrides) - {f.name for f in fields(Profile)}
     if unknown:
         raise ValueError(f"Unknown profile field(s): {sorted(unknown)}")

@@ -4,11 +4,14 @@ This is what `make demo` calls. Executed notebooks land in the output folder (de
 runs/demo/), one per input, so a learner can open them and see every output.
 """
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from helpers.paths import PROJECT_ROOT
+from helpers.paths import PROJECT_ROOT, Paths
+from helpers.io import write_json_atomic
+from helpers.report import read_metrics
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
@@ -56,11 +59,52 @@ def main(argv=None):
     args = parser.parse_args(argv)
     total = time.perf_counter()
     timings = run_course(args.out, args.profile, args.only)
+    wall = time.perf_counter() - total
     print("\nExecuted notebooks:")
     for name, seconds in timings:
         print(f"  {name:34} {seconds:7.1f} s")
-    print(f"Wall time {time.perf_counter() - total:.1f} s; open them in {args.out}/")
+    metrics = collect_outputs(args.out, args.profile, timings, wall)
+    print(headline(metrics))
+    print(f"Wall time {wall:.1f} s; notebooks, figures/ and metrics.json are in {args.out}/")
     return 0
+
+
+def collect_outputs(out_dir, profile, timings, wall_seconds):
+    """Copy the figures and the metrics JSON the notebooks wrote into `out_dir`; return the metrics."""
+    from helpers.profiles import resolve_profile_name
+
+    paths = Paths.for_profile(resolve_profile_name(profile))
+    out_dir = Path(out_dir) if Path(out_dir).is_absolute() else PROJECT_ROOT / out_dir
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for png in sorted(Path(paths.figures).glob("*.png")) if Path(paths.figures).is_dir() else []:
+        shutil.copy2(png, figures / png.name)
+    metrics = read_metrics(paths)
+    metrics["run"] = {"profile": resolve_profile_name(profile), "wall_seconds": round(wall_seconds, 1),
+                      "notebook_seconds": {name: round(s, 1) for name, s in timings}}
+    write_json_atomic(out_dir / "metrics.json", metrics, indent=1)
+    return metrics
+
+
+HEADLINES = [
+    ("model1", "segm_AP50", "model-1 mask AP50 (val)"),
+    ("model1", "segm_AP", "model-1 mask AP (val)"),
+    ("autolabel", "share_labelled", "auto-labelled share of custom images"),
+    ("autolabel", "mean_iou", "auto-label mask IoU vs truth"),
+    ("autolabel", "share_wrong_garment", "auto-labels on the wrong garment"),
+    ("model2", "segm_AP50", "model-2 mask AP50 (held-out auto-labels)"),
+    ("compare", "season_accuracy", "model-2 season accuracy (file-name truth)"),
+]
+
+
+def headline(metrics):
+    """The figures worth a glance, as lines of text (missing ones are left out)."""
+    lines = ["\nHeadline figures:"]
+    for section, key, label in HEADLINES:
+        value = metrics.get(section, {}).get(key)
+        if isinstance(value, (int, float)):
+            lines.append(f"  {label:45} {value:.3f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

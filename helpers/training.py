@@ -1,0 +1,250 @@
+"""Training model-1 and model-2 the course's way: config from the profile, start weights, stages.
+
+Notebooks 04 and 06 call four things, in order:
+
+    config = make_config(profile, "modanet", class_names)        # a Config subclass, .display()
+    model = MaskRCNN("training", config, model_dir)
+    report = load_initial_weights(model, "coco", paths)          # or "imagenet", "last", "none", a path
+    train_in_stages(model, train_set, val_set, profile)          # heads first, then all layers
+    export_model(model, class_names, paths.model_file("model1"))  # what the next notebook loads
+
+and `load_trained(paths.model_file("model1"))` gives back an inference model with its class names.
+Stages count epochs on (Matterport's habit): heads until epoch `epochs_heads`, then all layers
+until epoch `epochs`, so a run resumed with "last" skips what is done.
+"""
+import shutil
+from pathlib import Path
+
+from mrcnn.config import Config
+
+from helpers.io import DataError, atomic_write, read_json, write_json_atomic
+
+# Matterport's COCO-trained Mask R-CNN (ResNet-101), the seed projects' starting point.
+COCO_WEIGHTS_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
+COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
+
+# The layers whose shapes depend on the number of classes: re-initialised for a new class list.
+HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+
+INIT_CHOICES = ("coco", "imagenet", "last", "none")
+
+
+def make_config(profile, name, class_names, inference=False, **overrides):
+    """A Config subclass for `profile`, for the classes `class_names` (with or without "BG").
+
+    The profile sets backbone, image size, batch, steps and learning rate; `profile.engine`
+    adds its own Config values (the smoke profile shrinks the network). For inference the
+    batch is one image and detections are kept down to `detection_min_confidence`.
+    """
+    n_classes = len([c for c in class_names if c != "BG"])
+    settings = {
+        "NAME": name,
+        "NUM_CLASSES": 1 + n_classes,
+        "BACKBONE": profile.backbone,
+        "IMAGE_MIN_DIM": profile.image_dim,
+        "IMAGE_MAX_DIM": profile.image_dim,
+        "IMAGES_PER_GPU": profile.images_per_gpu,
+        "STEPS_PER_EPOCH": profile.steps_per_epoch,
+        "VALIDATION_STEPS": profile.validation_steps,
+        "LEARNING_RATE": profile.learning_rate,
+        **profile.engine,
+    }
+    if inference:
+        settings.update(GPU_COUNT=1, IMAGES_PER_GPU=1)
+    settings.update(overrides)
+    class_name = "".join(part.title() for part in name.replace("-", "_").split("_")) + "Config"
+    config_class = type(class_name, (Config,), settings)
+    return config_class()
+
+
+def training_augmentation(profile):
+    """The seed projects' augmentation: a left-right flip half of the time (albumentations)."""
+    import albumentations as A
+
+    return A.HorizontalFlip(p=profile.flip_probability) if profile.flip_probability > 0 else None
+
+
+# --- start weights --------------------------------------------------------------------------
+
+def coco_weights_path(paths, progress=True):
+    """Path of `mask_rcnn_coco.h5` under data/, downloaded (resumable) on first use.
+
+    Matterport publishes no checksum, so the file is checked by opening it as HDF5 and
+    finding the mask head in it; a file that fails is removed and the error says so.
+    """
+    from helpers.download import download_file
+
+    target = Path(paths.weights) / COCO_WEIGHTS_FILE
+    if not target.is_file():
+        download_file(COCO_WEIGHTS_URL, target, progress=progress)
+    check_weight_file(target, must_have="mrcnn_mask", remove_if_bad=True)
+    return target
+
+
+def check_weight_file(path, must_have=None, remove_if_bad=False):
+    """Raise DataError naming `path` unless it is an HDF5 weight file (holding `must_have`)."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            names = set(h5.attrs.get("layer_names", [])) | set(h5.keys())
+            names = {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+    except OSError as err:
+        if remove_if_bad:
+            path.unlink(missing_ok=True)
+        raise DataError(f"{path}: not a readable HDF5 weight file ({err}); "
+                        + ("it was removed, run again to download it afresh" if remove_if_bad else "")) from None
+    if must_have and must_have not in names:
+        if remove_if_bad:
+            path.unlink(missing_ok=True)
+        raise DataError(f"{path}: has no layer '{must_have}': not a Mask R-CNN weight file")
+    return path
+
+
+def load_initial_weights(model, init, paths, same_classes=False, progress=True):
+    """Load the start weights named by `init` into a training model; returns a short text.
+
+    init: "coco" (Matterport's COCO model; class-specific heads re-initialised), "imagenet"
+    (ResNet-50 backbone only), "last" (the newest checkpoint of this config's NAME: resume),
+    "none" (random initialisation), or the path of a .h5 file (heads re-initialised unless
+    `same_classes`: model-2 starts from model-1 this way).
+    """
+    init = str(init).strip()
+    if init == "none":
+        return "random initialisation (no weights loaded)"
+    if init == "last":
+        path = model.find_last()
+        model.load_weights(path, by_name=True)
+        return f"resumed from {path} (epoch {model.epoch})"
+    if init == "imagenet":
+        if model.config.BACKBONE != "resnet50":
+            raise ValueError(f"'imagenet' weights exist for resnet50 only; this config uses {model.config.BACKBONE!r}")
+        path = model.get_imagenet_weights()
+        model.load_weights(path, by_name=True)
+        model.epoch = 0
+        return f"ImageNet ResNet-50 backbone from {path}"
+    if init == "coco":
+        path = coco_weights_path(paths, progress=progress)
+        model.load_weights(path, by_name=True, exclude=HEAD_LAYERS)
+        model.epoch = 0
+        model.set_log_dir()
+        return f"COCO weights from {path}; heads {', '.join(HEAD_LAYERS)} re-initialised"
+    path = Path(init).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"INIT_WEIGHTS={init!r}: choose one of {', '.join(INIT_CHOICES)} "
+                                "or the path of an existing .h5 file")
+    check_weight_file(path)
+    model.load_weights(str(path), by_name=True, exclude=None if same_classes else HEAD_LAYERS)
+    if not same_classes:
+        model.epoch = 0
+        model.set_log_dir()
+    return f"weights from {path}" + ("" if same_classes else f"; heads {', '.join(HEAD_LAYERS)} re-initialised")
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def training_stages(profile):
+    """[(layers, until_epoch, learning_rate)]: heads first, then every layer (Matterport's recipe)."""
+    stages = []
+    if profile.epochs_heads > 0:
+        stages.append(("heads", profile.epochs_heads, profile.learning_rate))
+    if profile.epochs > profile.epochs_heads:
+        stages.append(("all", profile.epochs, profile.learning_rate))
+    return stages
+
+
+def train_in_stages(model, train_set, val_set, profile, augmentation=None, callbacks=None, verbose=1):
+    """Run each stage of `training_stages(profile)` that the model has not finished yet.
+
+    Returns the list of stages run as (layers, from_epoch, to_epoch). Checkpoints and
+    training_log.csv land in model.log_dir; every stage appends to the same log.
+    """
+    done = []
+    for layers, until, learning_rate in training_stages(profile):
+        if model.epoch >= until:
+            print(f"stage '{layers}' already done (epoch {model.epoch} >= {until}): skipped")
+            continue
+        start = model.epoch
+        print(f"stage '{layers}': epochs {start + 1}..{until}, learning rate {learning_rate}")
+        model.train(train_set, val_set, learning_rate=learning_rate, epochs=until, layers=layers,
+                    augmentation=augmentation, custom_callbacks=callbacks, verbose=verbose, seed=profile.seed)
+        done.append((layers, start, until))
+    return done
+
+
+def training_log(model):
+    """Path of the run's CSV log (one row per epoch, every loss and its val_ twin)."""
+    return Path(model.log_dir) / "training_log.csv"
+
+
+# --- hand-over between notebooks --------------------------------------------------------------
+
+def export_model(model, class_names, target, checkpoint=None):
+    """Copy the run's last checkpoint to `target` (.h5) with a sidecar `.json` saying what it is.
+
+    The sidecar holds the class names (index = class id, "BG" first) and the Config values,
+    so `load_trained(target)` needs nothing else. Both files are written atomically.
+    """
+    target = Path(target)
+    checkpoint = Path(checkpoint or model.find_last())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target, "wb") as out, open(checkpoint, "rb") as src:
+        shutil.copyfileobj(src, out)
+    names = list(class_names)
+    if names[:1] != ["BG"]:
+        names = ["BG"] + names
+    config = {k: v for k, v in model.config.to_dict().items() if k.isupper()}
+    write_json_atomic(target.with_suffix(".json"), {
+        "class_names": names, "checkpoint": str(checkpoint), "epoch": int(model.epoch), "config": config},
+        indent=1)
+    return target
+
+
+def load_trained(weights_file, model_dir=None, **overrides):
+    """An inference MaskRCNN from an exported `.h5` and its sidecar; returns (model, class_names)."""
+    from mrcnn.model import MaskRCNN
+
+    weights_file = Path(weights_file)
+    sidecar = weights_file.with_suffix(".json")
+    if not weights_file.is_file() or not sidecar.is_file():
+        raise FileNotFoundError(f"{weights_file} (and {sidecar.name} beside it) are missing: run the notebook "
+                                "that trains this model first (same profile).")
+    info = read_json(sidecar, "model sidecar")
+    settable = set(Config.setting_names())
+    values = {k: _from_json(v) for k, v in info["config"].items() if k in settable}
+    values.update(GPU_COUNT=1, IMAGES_PER_GPU=1, **overrides)
+    config = type("TrainedConfig", (Config,), values)()
+    model = MaskRCNN("inference", config, model_dir or weights_file.parent)
+    model.load_weights(str(weights_file), by_name=True)
+    return model, info["class_names"]
+
+
+def _from_json(value):
+    """Config values come back from JSON as lists; numpy arrays where Config uses them."""
+    import numpy as np
+
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return np.array(value)
+    return value
+
+
+def run_folder(paths, use_drive=False, drive_root="/content/drive/MyDrive/modanet-seasons"):
+    """Where training runs go: data/<profile>/runs, or on Colab optionally Google Drive.
+
+    With `use_drive` on Colab, Drive is mounted and runs go to <drive_root>/<profile root>/runs,
+    so a dropped session loses nothing and INIT_WEIGHTS="last" resumes from there.
+    """
+    import sys
+
+    if not use_drive:
+        return Path(paths.runs)
+    if "google.colab" not in sys.modules:
+        print("USE_DRIVE is only for Colab: runs stay in", paths.runs)
+        return Path(paths.runs)
+    from google.colab import drive  # noqa: only on Colab
+
+    drive.mount("/content/drive")
+    folder = Path(drive_root) / Path(paths.root).name / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
