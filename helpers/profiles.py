@@ -68,15 +68,34 @@ SMOKE = Profile(
     sample_size=(128, 192),
     custom_per_label=6,
     custom_classes=("top", "skirt", "pants", "dress", "bag", "outer"),
-    backbone="resnet50",
-    image_dim=192,
+    # a small network trained from scratch on the CPU in minutes: ResNet-18, 128 px, thin heads
+    backbone="resnet18",
+    image_dim=128,
     images_per_gpu=2,
-    steps_per_epoch=20,
-    validation_steps=5,
-    epochs_heads=1,
-    epochs=2,
-    learning_rate=0.002,
+    steps_per_epoch=50,
+    validation_steps=2,
+    epochs_heads=0,                 # from scratch there is nothing to protect: all layers at once
+    epochs=4,
+    learning_rate=0.02,
     init_weights="none",
+    engine={
+        "TRAIN_BN": True,                   # from scratch: batch statistics must be learned
+        "BATCH_NORM_MOMENTUM": 0.9,         # ... and followed quickly
+        "TOP_DOWN_PYRAMID_SIZE": 64,
+        "FPN_CLASSIF_FC_LAYERS_SIZE": 256,
+        "RPN_ANCHOR_SCALES": (8, 16, 32, 64, 128),
+        "RPN_TRAIN_ANCHORS_PER_IMAGE": 64,
+        "PRE_NMS_LIMIT": 1000,
+        "POST_NMS_ROIS_TRAINING": 200,
+        "POST_NMS_ROIS_INFERENCE": 100,
+        "TRAIN_ROIS_PER_IMAGE": 32,
+        "MASK_POOL_SIZE": 7,
+        "MASK_SHAPE": [14, 14],
+        "MAX_GT_INSTANCES": 20,
+        "DETECTION_MIN_CONFIDENCE": 0.5,
+    },
+    min_confidence=0.5,
+    min_per_class=3,
 )
 
 FULL = Profile(

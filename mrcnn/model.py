@@ -198,9 +198,20 @@ def build_network(mode, config):
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN)
-    return keras.Model([input_image, input_image_meta, input_anchors],
-                       [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
-                       name="mask_rcnn")
+    model = keras.Model([input_image, input_image_meta, input_anchors],
+                        [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
+                        name="mask_rcnn")
+    set_batch_norm_momentum(model, config.BATCH_NORM_MOMENTUM)
+    return model
+
+
+def set_batch_norm_momentum(model, momentum):
+    """Give every BatchNormalization layer (nested models too) the moving-average momentum."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            set_batch_norm_momentum(layer, momentum)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
 
 
 # -- training -------------------------------------------------------------------------------
