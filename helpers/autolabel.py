@@ -507,6 +507,13 @@ def measure_against_truth(auto_coco, truth_coco):
     return result
 
 
+def _best_garment(class_ids, scores, chosen, model_names):
+    """The model's name of the best-scoring chosen detection (None when none is chosen)."""
+    if not chosen.any():
+        return None
+    return model_names[class_ids[np.flatnonzero(chosen)[np.argmax(scores[chosen])]]]
+
+
 def compare_matching(results, file_classes, model_class_names, assumed_class_names=None):
     """Which garment index matching and name matching pick, image by image.
 
@@ -517,20 +524,18 @@ def compare_matching(results, file_classes, model_class_names, assumed_class_nam
     whose model name is the class. Returns counts of wrong garments and one row per image:
     (file class, garment index matching picked, garment name matching picked; None = nothing).
     """
-    assumed = list(assumed_class_names) if assumed_class_names is not None else ["BG", *CLASS_NAMES]
-    assumed = _model_class_names(assumed)
+    assumed = _model_class_names(["BG", *CLASS_NAMES] if assumed_class_names is None else assumed_class_names)
     model_names = _model_class_names(model_class_names)
     rows = []
     for result, file_class in zip(results, file_classes, strict=True):
         file_class = canonical_class(file_class)
-        class_ids = np.asarray(result["class_ids"]).reshape(-1)
+        if file_class not in assumed:
+            raise ValueError(f"{file_class!r} is not in assumed_class_names {assumed}")
+        class_ids = np.asarray(result["class_ids"]).reshape(-1).astype(int)
         scores = np.asarray(result["scores"], dtype=np.float64).reshape(-1)
-
-        def best_of(picked):
-            picked = [i for i in range(len(class_ids)) if picked(int(class_ids[i]))]
-            return model_names[int(class_ids[max(picked, key=lambda i: scores[i])])] if picked else None
-        by_index = best_of(lambda class_id: class_id == assumed.index(file_class))
-        by_name = best_of(lambda class_id: model_names[class_id] == file_class)
+        by_index = _best_garment(class_ids, scores, class_ids == assumed.index(file_class), model_names)
+        by_name = _best_garment(class_ids, scores, np.array([model_names[c] == file_class for c in class_ids],
+                                                            bool), model_names)
         rows.append((file_class, by_index, by_name))
     return {"images": len(rows),
             "index_wrong_garment": sum(index not in (None, cls) for cls, index, _ in rows),
