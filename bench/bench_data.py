@@ -151,20 +151,34 @@ def bench_convert(source, folder, repeat):
         return {"progress": False} if "progress" in inspect.signature(fn).parameters else {}
     via_path, back_path = folder / "via.json", folder / "back.json"
 
-    summaries = {}
+    summaries, phases = {}, {}
 
     def to_via():
-        via, summaries["coco_to_via"] = coco_to_via(read_json(source), **quiet(coco_to_via))
+        clock = time.perf_counter()
+        coco = read_json(source)
+        parsed = time.perf_counter()
+        via, summaries["coco_to_via"] = coco_to_via(coco, **quiet(coco_to_via))
+        converted = time.perf_counter()
         write_json_atomic(via_path, via)
+        phases["coco_to_via"] = (parsed - clock, converted - parsed, time.perf_counter() - converted)
 
     def to_coco():
+        clock = time.perf_counter()
         via = read_json(via_path)
+        parsed = time.perf_counter()
         coco, summaries["via_to_coco"] = via_to_coco(via, categories(), info=dict(INFO),
                                                      **quiet(via_to_coco))
+        converted = time.perf_counter()
         write_json_atomic(back_path, coco)
+        phases["via_to_coco"] = (parsed - clock, converted - parsed, time.perf_counter() - converted)
     took = timed(to_via, repeat), timed(to_coco, repeat)
     for name, summary in summaries.items():
         print(f"  {name}: " + str(summary).replace("\n", "\n  "))
+    for (name, (read, convert, write)), (wall, _) in zip(phases.items(), took):
+        line = f"  {name} (last run): read {read:.2f} s, convert {convert:.2f} s, write {write:.2f} s"
+        if repeat == 1:   # the rest of the step is freeing the parsed and converted objects
+            line += f", freeing {wall - read - convert - write:.2f} s"
+        print(line)
     return took
 
 
