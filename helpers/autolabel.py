@@ -335,6 +335,7 @@ def autolabel_folder(model, class_names, images_dir, out_via, out_coco, min_conf
 
     entries = [done[name] for name in files]
     via, coco = _outputs([e for e in entries if "skip" not in e])
+    coco["info"]["images_dir"] = str(Path(images_dir).resolve())   # where notebooks 06 and 07 find the photos
     write_via(via, out_via)
     write_json_atomic(out_coco, coco)
     journal.remove()

@@ -436,8 +436,18 @@ class ViaDataset(_AnnotatedDataset):
         return groups
 
 
-def load_coco_dataset(annotations, images_dir, class_names=None, progress=False):
-    """A prepared CocoDataset in one call (what notebooks use for each split)."""
+def load_coco_dataset(annotations, images_dir=None, class_names=None, progress=False):
+    """A prepared CocoDataset in one call (what notebooks use for each split).
+
+    Without `images_dir`, the folder recorded in the file's info.images_dir is used (the
+    auto-labels of notebook 05 record where their photos are).
+    """
+    if images_dir is None:
+        data, where = _read_input(annotations, "COCO annotation file")
+        images_dir = (data.get("info") or {}).get("images_dir") if isinstance(data, dict) else None
+        if not images_dir:
+            raise DataError(f"{where}: no info.images_dir in the file: pass images_dir")
+        annotations = data
     dataset = CocoDataset()
     dataset.load_coco(annotations, images_dir, class_names=class_names, progress=progress)
     dataset.prepare()
