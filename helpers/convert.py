@@ -32,6 +32,7 @@ import gc
 import sys
 from dataclasses import dataclass, field, fields
 from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,8 @@ def _flat_points(xs_list, ys_list):
 
 def _shoelace(x, y, starts, counts):
     cross = np.empty_like(x)
-    cross[:-1] = x[:-1] * y[1:] - x[1:] * y[:-1]
+    np.multiply(x[:-1], y[1:], out=cross[:-1])
+    cross[:-1] -= x[1:] * y[:-1]
     ends = starts + counts - 1
     cross[ends] = x[ends] * y[starts] - x[starts] * y[ends]   # the last point closes onto the first
     return 0.5 * np.abs(np.add.reduceat(cross, starts))
@@ -211,7 +213,7 @@ def _parse_bbox(text):
     if len(values) != 4:
         return None
     try:
-        return [int(v) for v in values]
+        return list(map(int, values))
     except ValueError:
         try:
             return [_number(v) for v in values]
@@ -276,16 +278,20 @@ class _Pending:
     bbox: object = None
     area: object = None
     repaired: bool = False
-    item: str = ""                               # "annotation 12" / "region 3", for messages
-    source_word: str = "part"                    # what `sources` count: "part", "region" or ""
-    order: list = field(default_factory=list)    # VIA "part" numbers, to restore part order
-    sources: list = field(default_factory=list)  # where each polygon came from, for messages
+    item: str = ""                  # "annotation 12" / "region 3", for messages
+    source_word: str = "part"       # what `sources` count: "part", "region" or ""
+    order: list = None              # VIA "part" numbers, to restore part order (VIA -> COCO)
+    sources: list = None            # where each polygon came from, for messages; None: 0, 1, ...
 
     def part_item(self, part):
         """Names polygon `part` in a problem message."""
         if not self.source_word:
             return self.item
-        return f"{self.item} {self.source_word} {self.sources[part]}"
+        source = part if self.sources is None else self.sources[part]
+        return f"{self.item} {self.source_word} {source}"
+
+
+_xs_of, _ys_of, _image_key_of = attrgetter("xs"), attrgetter("ys"), attrgetter("image_key")
 
 
 def _is_numeric(values):
@@ -305,7 +311,7 @@ def _remove_parts(pending, doomed, summary, image_name):
         if parts:
             keep = [part for part in range(len(p.xs)) if part not in parts]
             p.xs, p.ys = [p.xs[i] for i in keep], [p.ys[i] for i in keep]
-            p.sources = [p.sources[i] for i in keep]
+            p.sources = keep if p.sources is None else [p.sources[i] for i in keep]
             p.repaired = True
             if not p.xs:
                 summary.note("annotations_without_polygons", image_name(p.image_key), p.item,
@@ -318,8 +324,8 @@ def _remove_parts(pending, doomed, summary, image_name):
 def _check_geometry(pending, sizes, summary, image_name):
     """Clip points outside their image, then drop zero-area and non-finite polygons; every case
     counted. One vectorised pass over all points; Python touches only the polygons it flags."""
-    all_xs = [xs for p in pending for xs in p.xs]
-    all_ys = [ys for p in pending for ys in p.ys]
+    all_xs = list(chain.from_iterable(map(_xs_of, pending)))
+    all_ys = list(chain.from_iterable(map(_ys_of, pending)))
     if not all_xs:
         return pending
     try:
@@ -335,16 +341,18 @@ def _check_geometry(pending, sizes, summary, image_name):
         return _check_geometry(_remove_parts(pending, doomed, summary, image_name), sizes,
                                summary, image_name)
 
-    parts_per_annotation = np.fromiter((len(p.xs) for p in pending), np.int64, len(pending))
+    parts_per_annotation = np.fromiter(map(len, map(_xs_of, pending)), np.int64, len(pending))
     owner = np.repeat(np.arange(len(pending)), parts_per_annotation)
     first_part = np.zeros_like(parts_per_annotation)
     np.cumsum(parts_per_annotation[:-1], out=first_part[1:])
-    image_sizes = [sizes[p.image_key] for p in pending]
-    widths = np.fromiter((w or np.inf for w, _ in image_sizes), np.float64, len(pending))
-    heights = np.fromiter((h or np.inf for _, h in image_sizes), np.float64, len(pending))
+    image_number = {key: number for number, key in enumerate(sizes)}   # per image, not per polygon
+    image_of = np.fromiter(map(image_number.__getitem__, map(_image_key_of, pending)), np.int64,
+                           len(pending))[owner]
+    widths = np.array([w or np.inf for w, _ in sizes.values()], dtype=np.float64)
+    heights = np.array([h or np.inf for _, h in sizes.values()], dtype=np.float64)
     outside = ((np.minimum.reduceat(x, starts) < 0) | (np.minimum.reduceat(y, starts) < 0)
-               | (np.maximum.reduceat(x, starts) > widths[owner])
-               | (np.maximum.reduceat(y, starts) > heights[owner]))
+               | (np.maximum.reduceat(x, starts) > widths[image_of])
+               | (np.maximum.reduceat(y, starts) > heights[image_of]))
     areas = _shoelace(x, y, starts, counts)
     flagged = np.flatnonzero(outside | ~(areas > AREA_EPSILON))   # NaN areas are flagged too
     doomed = {}
@@ -488,8 +496,16 @@ def _coco_to_via(coco, attribute, images_dir, progress):
             kind = "RLE (not representable in VIA)" if isinstance(segmentation, dict) else "none"
             summary.note("annotations_without_polygons", file_name, item, f"segmentation: {kind}")
             continue
+        if len(segmentation) == 1:   # the common case, checked inline (as in the loop below)
+            polygon = segmentation[0]
+            if (isinstance(polygon, list) and len(polygon) >= 6 and not len(polygon) % 2
+                    and not isinstance(polygon[0], str) and not isinstance(polygon[1], str)):
+                pending.append(_Pending(key, ann_id, category_id, [polygon[0::2]], [polygon[1::2]],
+                                        ann.get("iscrowd"), ann.get("bbox"), ann.get("area"),
+                                        False, item))
+                continue
         p = _Pending(key, ann_id, category_id, [], [], ann.get("iscrowd"), ann.get("bbox"),
-                     ann.get("area"), item=item)
+                     ann.get("area"), False, item, "part", None, [])
         for part, polygon in enumerate(segmentation):
             if (isinstance(polygon, list) and len(polygon) >= 6 and not len(polygon) % 2
                     and not isinstance(polygon[0], str) and not isinstance(polygon[1], str)):
@@ -523,27 +539,46 @@ def _coco_to_via(coco, attribute, images_dir, progress):
 
     used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
     multipart = crowd = polygon_count = 0
+    category_text = {}   # category id -> its text, made once per category
     for p in pending:
-        ann_id = _unique_id(p, used_ids, new_id, summary, via[p.image_key]["filename"])
-        common = {attribute: str(p.category_id), "annotation_id": str(ann_id)}
-        if p.iscrowd is not None:
-            common["iscrowd"] = str(int(p.iscrowd)) if isinstance(p.iscrowd, (bool, int)) else str(p.iscrowd)
-            crowd += bool(p.iscrowd)
+        ann_id = p.annotation_id
+        if ann_id is None or ann_id in used_ids:
+            ann_id = _unique_id(p, used_ids, new_id, summary, via[p.image_key]["filename"])
+        else:
+            used_ids.add(ann_id)
+        category = category_text.get(p.category_id)
+        if category is None:
+            category = category_text[p.category_id] = str(p.category_id)
+        common = {attribute: category, "annotation_id": str(ann_id)}
+        iscrowd = p.iscrowd
+        if iscrowd is not None:
+            common["iscrowd"] = str(int(iscrowd)) if isinstance(iscrowd, (bool, int)) else str(iscrowd)
+            crowd += bool(iscrowd)
         regions = via[p.image_key]["regions"]
-        for part, (xs, ys) in enumerate(zip(p.xs, p.ys)):
-            attributes = common.copy()
-            attributes["part"] = str(part)
-            if part == 0 and not p.repaired:
-                if isinstance(p.bbox, list) and len(p.bbox) == 4:
-                    attributes["bbox"] = ",".join(map(str, p.bbox))
-                if isinstance(p.area, (int, float)):
-                    attributes["area"] = str(p.area)
-            regions.append({
-                "shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
-                "region_attributes": attributes,
-            })
-        multipart += len(p.xs) > 1
-        polygon_count += len(p.xs)
+        n_parts = len(p.xs)
+        first = common.copy() if n_parts > 1 else common   # the last part takes `common` itself
+        first["part"] = "0"
+        if not p.repaired:
+            bbox = p.bbox
+            if isinstance(bbox, list) and len(bbox) == 4:
+                first["bbox"] = f"{bbox[0]},{bbox[1]},{bbox[2]},{bbox[3]}"
+            if isinstance(p.area, (int, float)):
+                first["area"] = str(p.area)
+        regions.append({
+            "shape_attributes": {"name": "polygon", "all_points_x": p.xs[0], "all_points_y": p.ys[0]},
+            "region_attributes": first,
+        })
+        if n_parts > 1:
+            multipart += 1
+            for part in range(1, n_parts):
+                attributes = common.copy() if part < n_parts - 1 else common
+                attributes["part"] = str(part)
+                regions.append({
+                    "shape_attributes": {"name": "polygon", "all_points_x": p.xs[part],
+                                         "all_points_y": p.ys[part]},
+                    "region_attributes": attributes,
+                })
+        polygon_count += n_parts
     summary.multipart_annotations += multipart
     summary.crowd_annotations += crowd
     summary.polygons_out += polygon_count
@@ -706,9 +741,9 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
                     annotation_id = None
                 p = groups[group_key] = _Pending(
                     key, annotation_id, category_id, [], [], attributes.get("iscrowd"),
-                    attributes.get("bbox"), attributes.get("area"), repaired=was_rect,
-                    item=f"annotation {link}" if linked else f"region {index}",
-                    source_word="region" if linked else "")
+                    attributes.get("bbox"), attributes.get("area"), was_rect,
+                    f"annotation {link}" if linked else f"region {index}",
+                    "region" if linked else "", [], [])
             if not (len(xs) == len(ys) >= 3 and not isinstance(xs[0], str) and not isinstance(ys[0], str)):
                 checked = _check_structure(xs, ys, summary, file_name,
                                            f"{p.item} region {index}" if linked else p.item)
@@ -771,17 +806,25 @@ def _coco_annotations(pending, images, sizes, recompute, summary):
     annotations, to_measure = [], {}   # image key -> [(annotation, polygons)]
     multipart = crowd = polygon_count = 0
     for p in pending:
-        ann_id = _unique_id(p, used_ids, new_id, summary, images[p.image_key]["file_name"])
+        ann_id = p.annotation_id
+        if ann_id is None or ann_id in used_ids:
+            ann_id = _unique_id(p, used_ids, new_id, summary, images[p.image_key]["file_name"])
+        else:
+            used_ids.add(ann_id)
         polygons = []
         for xs, ys in zip(p.xs, p.ys):
             flat = [0] * (2 * len(xs))
             flat[0::2], flat[1::2] = xs, ys
             polygons.append(flat)
-        iscrowd = p.iscrowd if isinstance(p.iscrowd, int) else _part_number(p.iscrowd, 0)
+        iscrowd = p.iscrowd
+        if not isinstance(iscrowd, int):
+            iscrowd = _part_number(iscrowd, 0)
         bbox = area = None
         if not (recompute or p.repaired):
-            bbox = None if p.bbox is None else _parse_bbox(p.bbox)
-            area = None if p.area is None else _parse_area(p.area)
+            if p.bbox is not None:
+                bbox = _parse_bbox(p.bbox)
+            if p.area is not None:
+                area = _parse_area(p.area)
         if bbox is None:
             x_low = min(min(xs) for xs in p.xs)
             y_low = min(min(ys) for ys in p.ys)
