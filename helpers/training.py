@@ -27,6 +27,7 @@ COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
 HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
 INIT_CHOICES = ("coco", "imagenet", "last", "none")
+BN_CALIBRATION_BATCHES = 20     # batches averaged for the BatchNorm statistics of a from-scratch start
 
 
 def make_config(profile, name, class_names, inference=False, **overrides):
@@ -102,17 +103,23 @@ def check_weight_file(path, must_have=None, remove_if_bad=False):
     return path
 
 
-def load_initial_weights(model, init, paths, same_classes=False, progress=True):
+def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=None, progress=True):
     """Load the start weights named by `init` into a training model; returns a short text.
 
     init: "coco" (Matterport's COCO model; class-specific heads re-initialised), "imagenet"
     (ResNet-50 backbone only), "last" (the newest checkpoint of this config's NAME: resume),
     "none" (random initialisation), or the path of a .h5 file (heads re-initialised unless
     `same_classes`: model-2 starts from model-1 this way).
+    With "none" and a dataset `calibrate_on`, the BatchNorm statistics are measured on it
+    first (MaskRCNN.calibrate_batch_norm), so that training and inference agree.
     """
     init = str(init).strip()
     if init == "none":
-        return "random initialisation (no weights loaded)"
+        if calibrate_on is None:
+            return "random initialisation (no weights loaded)"
+        count = model.calibrate_batch_norm(calibrate_on, batches=BN_CALIBRATION_BATCHES)
+        return (f"random initialisation; statistics of {count} BatchNorm layers measured on "
+                f"{BN_CALIBRATION_BATCHES} training batches")
     if init == "last":
         path = model.find_last()
         model.load_weights(path, by_name=True)

@@ -185,7 +185,9 @@ def build_network(mode, config):
             "target_class_ids": target_class_ids, "target_bbox": target_bbox, "target_mask": target_mask,
             "mask_class_ids": mask_class_ids,
         }
-        return keras.Model(inputs, outputs, name="mask_rcnn")
+        model = keras.Model(inputs, outputs, name="mask_rcnn")
+        set_batch_norm_momentum(model, config.BATCH_NORM_MOMENTUM)
+        return model
 
     input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
     rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config,
@@ -205,13 +207,22 @@ def build_network(mode, config):
     return model
 
 
-def set_batch_norm_momentum(model, momentum):
-    """Give every BatchNormalization layer (nested models too) the moving-average momentum."""
+def batch_norm_layers(model):
+    """Every BatchNormalization layer of `model`: nested models and per-ROI wrappers included."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            set_batch_norm_momentum(layer, momentum)
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(momentum)
+            yield from batch_norm_layers(layer)
+            continue
+        inner = getattr(layer, "layer", None)      # TimeDistributed and other wrappers
+        for candidate in (layer, inner):
+            if isinstance(candidate, keras.layers.BatchNormalization):
+                yield candidate
+
+
+def set_batch_norm_momentum(model, momentum):
+    """Give every BatchNormalization layer the moving-average momentum."""
+    for layer in batch_norm_layers(model):
+        layer.momentum = float(momentum)
 
 
 # -- training -------------------------------------------------------------------------------
@@ -359,6 +370,36 @@ class MaskRCNN:
         report = weights.load_weights(self.keras_model, filepath, by_name=by_name, exclude=exclude)
         self.set_log_dir(filepath)
         return report
+
+    def calibrate_batch_norm(self, dataset, batches=20, seed=0):
+        """Set every BatchNorm layer's inference statistics to their mean over `batches` batches.
+
+        Why: a network built from random weights has statistics 0 and 1 everywhere, far from
+        what its layers see; with TRAIN_BN = False they would stay wrong, and with TRAIN_BN =
+        True and two images a batch the network learns to lean on each batch's own statistics,
+        which inference does not have. Measuring them once on the data (before training from
+        scratch) gives a network whose training and inference agree. Returns the layer count.
+        """
+        if self.mode != "training":
+            raise RuntimeError("calibrate_batch_norm needs the model in mode='training'")
+        layers = list(batch_norm_layers(self.keras_model))
+        saved = [(layer.momentum, getattr(layer, "train_bn", None), layer.trainable) for layer in layers]
+        data = iter(make_training_dataset(dataset, self.config, shuffle=True, seed=seed))
+        try:
+            for layer in layers:
+                layer.trainable = True
+                if hasattr(layer, "train_bn"):
+                    layer.train_bn = True
+            for count in range(int(batches)):
+                for layer in layers:          # running mean over the batches seen so far
+                    layer.momentum = count / (count + 1)
+                self.keras_model(next(data), training=True)
+        finally:
+            for layer, (momentum, train_bn, trainable) in zip(layers, saved):
+                layer.momentum, layer.trainable = momentum, trainable
+                if hasattr(layer, "train_bn"):
+                    layer.train_bn = train_bn
+        return len(layers)
 
     def get_imagenet_weights(self):
         """Download (once) the ImageNet ResNet-50 weights and return their path."""

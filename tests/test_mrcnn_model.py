@@ -129,3 +129,25 @@ def test_clear_errors(tmp_path):
     inference = MaskRCNN("inference", TinyConfig(), tmp_path)
     with pytest.raises(RuntimeError, match="mode='training'"):
         inference.train(None, None, 0.001, 1, "heads")
+
+
+def test_calibrate_batch_norm_sets_the_data_statistics_and_restores_settings(tmp_path, shapes):
+    from mrcnn.data import make_training_dataset
+    from mrcnn.model import batch_norm_layers
+
+    config = TinyConfig(TRAIN_BN=False, BATCH_NORM_MOMENTUM=0.9)
+    model = MaskRCNN("training", config, tmp_path)
+    layers = list(batch_norm_layers(model.keras_model))
+    assert any(layer.name == "mrcnn_class_bn1" for layer in layers)        # per-ROI layers are found too
+    assert all(layer.momentum == 0.9 for layer in layers)
+    bn = model.keras_model.get_layer("bn_conv1")
+    assert np.allclose(bn.moving_mean.numpy(), 0) and np.allclose(bn.moving_variance.numpy(), 1)
+
+    # oracle: the mean over two batches of conv1's per-channel batch mean, from a sub-model
+    conv1 = keras.Model(model.keras_model.get_layer("input_image").output, model.keras_model.get_layer("conv1").output)
+    data = iter(make_training_dataset(shapes, config, shuffle=True, seed=3))
+    expected = np.mean([conv1(next(data)["input_image"]).numpy().mean(axis=(0, 1, 2)) for _ in range(2)], axis=0)
+
+    assert model.calibrate_batch_norm(shapes, batches=2, seed=3) == len(layers)
+    assert np.allclose(bn.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert all(layer.momentum == 0.9 and layer.train_bn is False for layer in layers)
