@@ -108,7 +108,7 @@ class NamedGarmentComparison:
                 f"(chance: {chance:.0%}); on {missed} photo(s) it found no such garment at all.")
 
     def __str__(self):
-        width = max(len(str(r["class"])) for r in self.rows) + 2 if self.rows else 8
+        width = max([len(str(r["class"])) for r in self.rows] + [len("all (AP50)")]) + 2
         lines = [f"mask AP per garment ({self.model1.num_images} photos, truth: {self.truth_source})",
                  f"  {'garment':<{width}}" + "".join(f"{c:>18}" for c in self.columns)]
         for row in self.rows:
