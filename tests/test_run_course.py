@@ -1,0 +1,29 @@
+"""helpers.run_course: the notebooks in order, and what make demo gathers at the end."""
+import json
+
+from helpers import run_course
+from helpers.paths import Paths
+from helpers.report import record_metrics
+
+
+def test_course_notebooks_are_numbered_in_order():
+    names = [p.name for p in run_course.course_notebooks()]
+    assert names == sorted(names) and names[0].startswith("00_") and names[-1].startswith("07_")
+
+
+def test_collect_outputs_copies_figures_and_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODANET_DATA", str(tmp_path / "data"))
+    paths = Paths.for_profile("smoke")
+    record_metrics(paths, "model1", {"segm_AP50": 0.25})
+    record_metrics(paths, "compare", {"season_accuracy": 0.5})
+    paths.figures.mkdir(parents=True)
+    (paths.figures / "04_losses.png").write_bytes(b"\x89PNG fake")
+    out = tmp_path / "demo"
+    metrics = run_course.collect_outputs(out, "smoke", [("04_train_model1.ipynb", 12.34)], 56.78)
+    assert (out / "figures" / "04_losses.png").read_bytes() == b"\x89PNG fake"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == metrics and saved["run"]["wall_seconds"] == 56.8
+    assert saved["run"]["notebook_seconds"] == {"04_train_model1.ipynb": 12.3}
+    text = run_course.headline(saved)
+    assert "model-1 mask AP50 (val)" in text and "0.250" in text and "0.500" in text
+    assert "auto-label" not in text          # absent figures are left out, not printed as zero
