@@ -325,20 +325,39 @@ def _remove_parts(pending, doomed, summary, image_name):
     return kept
 
 
-def _check_geometry(pending, sizes, summary, image_name):
+class _PendingList:
+    """Pending annotations in order, with what `_check_geometry` needs gathered as each is added:
+    at ModaNet size a later pass over a quarter million objects, out of the CPU cache by then,
+    costs more than the check's arithmetic."""
+
+    def __init__(self):
+        self.items, self.xs, self.ys, self.parts, self.images = [], [], [], [], []
+
+    def add(self, p, image_number):
+        """Append `p`, whose image is the `image_number`-th of `sizes` (in its order)."""
+        self.items.append(p)
+        self.xs += p.xs
+        self.ys += p.ys
+        self.parts.append(len(p.xs))
+        self.images.append(image_number)
+
+    @classmethod
+    def of(cls, items, sizes):
+        gathered, numbers = cls(), {key: number for number, key in enumerate(sizes)}
+        for p in items:
+            gathered.add(p, numbers[p.image_key])
+        return gathered
+
+
+def _check_geometry(gathered, sizes, summary, image_name):
     """Clip points outside their image, then drop zero-area and non-finite polygons; every case
-    counted. One vectorised pass over all points; Python touches only the polygons it flags."""
-    image_number = {key: number for number, key in enumerate(sizes)}
-    all_xs, all_ys, parts_per_annotation, image_of = [], [], [], []
-    for p in pending:   # one pass: at ModaNet size these objects are no longer in the CPU cache
-        all_xs += p.xs
-        all_ys += p.ys
-        parts_per_annotation.append(len(p.xs))
-        image_of.append(image_number[p.image_key])
-    if not all_xs:
+    counted. One vectorised pass over all points; Python touches only the polygons it flags.
+    Returns the list of pending annotations kept."""
+    pending = gathered.items
+    if not gathered.xs:
         return pending
     try:
-        x, y, starts, counts = _flat_points(all_xs, all_ys)
+        x, y, starts, counts = _flat_points(gathered.xs, gathered.ys)
     except (TypeError, ValueError):   # something that is not a number: find it, then go on
         doomed = {}
         for index, p in enumerate(pending):
@@ -347,14 +366,14 @@ def _check_geometry(pending, sizes, summary, image_name):
                     summary.note("polygons_not_numeric", image_name(p.image_key),
                                  p.part_item(part), "coordinates are not all numbers")
                     doomed.setdefault(index, set()).add(part)
-        return _check_geometry(_remove_parts(pending, doomed, summary, image_name), sizes,
-                               summary, image_name)
+        kept = _remove_parts(pending, doomed, summary, image_name)
+        return _check_geometry(_PendingList.of(kept, sizes), sizes, summary, image_name)
 
-    parts_per_annotation = np.array(parts_per_annotation, dtype=np.int64)
+    parts_per_annotation = np.array(gathered.parts, dtype=np.int64)
     owner = np.repeat(np.arange(len(pending)), parts_per_annotation)
     first_part = np.zeros_like(parts_per_annotation)
     np.cumsum(parts_per_annotation[:-1], out=first_part[1:])
-    image_of = np.array(image_of, dtype=np.int64)[owner]
+    image_of = np.array(gathered.images, dtype=np.int64)[owner]
     widths = np.array([w or np.inf for w, _ in sizes.values()], dtype=np.float64)
     heights = np.array([h or np.inf for _, h in sizes.values()], dtype=np.float64)
     outside = ((np.minimum.reduceat(x, starts) < 0) | (np.minimum.reduceat(y, starts) < 0)
@@ -477,7 +496,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
         via[key] = {"filename": file_name, "size": -1, "regions": [], "file_attributes": file_attributes}
         sizes[key] = (width, height)
 
-    pending = []
+    pending, image_numbers = _PendingList(), {key: number for number, key in enumerate(sizes)}
     for ann in tqdm(coco["annotations"], desc="COCO -> VIA", unit="ann", disable=not progress):
         if not isinstance(ann, dict):
             summary.note("annotations_without_polygons", "?", str(ann)[:40], "not an annotation")
@@ -507,9 +526,9 @@ def _coco_to_via(coco, attribute, images_dir, progress):
             polygon = segmentation[0]
             if (isinstance(polygon, list) and len(polygon) >= 6 and not len(polygon) % 2
                     and not isinstance(polygon[0], str) and not isinstance(polygon[1], str)):
-                pending.append(_Pending(key, ann_id, category_id, [polygon[0::2]], [polygon[1::2]],
-                                        ann.get("iscrowd"), ann.get("bbox"), ann.get("area"),
-                                        False, item))
+                pending.add(_Pending(key, ann_id, category_id, [polygon[0::2]], [polygon[1::2]],
+                                     ann.get("iscrowd"), ann.get("bbox"), ann.get("area"), False,
+                                     item), image_numbers[key])
                 continue
         p = _Pending(key, ann_id, category_id, [], [], ann.get("iscrowd"), ann.get("bbox"),
                      ann.get("area"), False, item, "part", None, [])
@@ -540,7 +559,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
         if not p.xs:
             summary.note("annotations_without_polygons", file_name, item, "no usable polygon")
             continue
-        pending.append(p)
+        pending.add(p, image_numbers[key])
 
     pending = _check_geometry(pending, sizes, summary, lambda key: via[key]["filename"])
 
@@ -675,7 +694,7 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
 
     numeric_keys = {key: int(key) for key in via if key.strip().lstrip("-").isdigit()}
     new_image_id = _new_id_factory(set(numeric_keys.values()))
-    images, sizes, pending, used_image_ids = {}, {}, [], set()
+    images, sizes, pending, used_image_ids = {}, {}, _PendingList(), set()
     entries = tqdm(via.items(), total=len(via), desc="VIA -> COCO", unit="img", disable=not progress)
     for key, entry in entries:
         regions, file_name = entry["regions"], entry["filename"]
@@ -779,7 +798,7 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
                 ranked = sorted(range(len(p.order)), key=p.order.__getitem__)
                 p.xs, p.ys = [p.xs[i] for i in ranked], [p.ys[i] for i in ranked]
                 p.sources = [p.sources[i] for i in ranked]
-            pending.append(p)
+            pending.add(p, len(sizes) - 1)
 
     pending = _check_geometry(pending, sizes, summary, lambda key: images[key]["file_name"])
     annotations = _coco_annotations(pending, images, sizes, recompute, summary)
