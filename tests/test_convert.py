@@ -514,6 +514,27 @@ def test_image_list_without_annotations_converts():
     assert summary.images_without_annotations == 1 and summary.skipped == 0
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("39,159,40,35", [39, 159, 40, 35]),
+    (" 39, 159 ,40,35 ", [39, 159, 40, 35]),
+    ("+39,0159,4_0,35", [39, 159, 40, 35]),       # what int() reads and JSON does not
+    ("39.5,159,40,1e1", [39.5, 159, 40, 10.0]),
+    ("123456789012345678901234,1,2,3", [123456789012345678901234, 1, 2, 3]),   # exact, no float
+])
+def test_carried_bbox_text_reads_as_int_else_float(text, expected):
+    via = one_image_via(region([1, 9, 9], [1, 1, 9], annotation_id="7", bbox=text, area="12"))
+    back, _ = convert_quietly(via_to_coco, via, CATEGORIES)
+    bbox = back["annotations"][0]["bbox"]
+    assert bbox == expected and list(map(type, bbox)) == list(map(type, expected))
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "true,1,2,3", "[1],2,3,4", ""])
+def test_unreadable_carried_bbox_is_computed_from_the_polygon(text):
+    via = one_image_via(region([1, 9, 9], [1, 1, 9], annotation_id="7", bbox=text, area="12"))
+    back, _ = convert_quietly(via_to_coco, via, CATEGORIES)
+    assert back["annotations"][0]["bbox"] == [1, 1, 8, 8]
+
+
 def test_boolean_iscrowd_survives_as_one():
     coco = one_image_coco([[1, 1, 9, 1, 9, 9]], iscrowd=True)
     via, _ = convert_quietly(coco_to_via, coco)
