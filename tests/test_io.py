@@ -47,22 +47,32 @@ class Node:
     """Something that can hold a reference to itself (a cycle) and be weakly referenced."""
 
 
-def in_generation(obj, generation):
-    return any(tracked is obj for tracked in gc.get_objects(generation))
+def test_paused_gc_leaves_no_young_collection_to_walk_what_it_built():
+    """Leaving the pause, the objects it built are not counted as young: the next allocations
+    start no collection pass over them (at ModaNet size such a pass took 0.4-1 s)."""
+    started = []
+
+    def record(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+    gc.callbacks.append(record)
+    try:
+        with paused_gc():
+            assert not gc.isenabled()
+            built = [[i] for i in range(20_000)]     # far more than a young generation holds
+        assert gc.isenabled()
+        after = [[i] for i in range(100)]            # a few allocations afterwards
+    finally:
+        gc.callbacks.remove(record)
+    assert started == [] and len(built) + len(after) == 20_100
 
 
-def test_paused_gc_puts_what_it_built_in_the_oldest_generation_and_still_frees_cycles():
-    """No young-generation pass has to walk a big parsed file again, yet cycles are not leaked."""
-    assert gc.isenabled()
+def test_paused_gc_still_frees_cycles_built_during_the_pause():
     with paused_gc():
-        assert not gc.isenabled()
-        built = [[i] for i in range(1000)]
         cycle = Node()
         cycle.itself = cycle
         cycle_alive = weakref.ref(cycle)
         del cycle
-    assert gc.isenabled()
-    assert in_generation(built, 2) and not in_generation(built, 0)
     assert gc.get_freeze_count() == 0
     assert cycle_alive() is not None
     gc.collect()
@@ -79,8 +89,7 @@ def test_paused_gc_nested_and_with_objects_frozen_by_the_caller():
     try:
         frozen = gc.get_freeze_count()
         with paused_gc():
-            built = [[1]]
+            [[1] for _ in range(10)]
         assert gc.get_freeze_count() == frozen > 0
-        assert not in_generation(built, 2)
     finally:
         gc.unfreeze()
