@@ -43,12 +43,19 @@ class Profile:
     flip_probability: float = 0.5   # left-right flips while training (the seed projects: Fliplr 0.5)
     engine: dict = field(default_factory=dict)   # further Config values (smoke: a smaller network)
     # auto-labelling (05) and model-2 (06) ----------------------------------------------------
+    model2_epochs_heads: int = 20   # model-2 starts from model-1: heads until this epoch ...
+    model2_epochs: int = 40         # ... then every layer until this one
     min_confidence: float = 0.7     # keep model-1 detections at least this sure
     min_per_class: int = 5          # keep class_season labels with at least this many instances
 
     @property
     def paths(self):
         return Paths.for_profile(self)
+
+    def for_model2(self, **overrides):
+        """This profile with model-2's epochs in place of model-1's (and any override not None)."""
+        profile = replace(self, epochs_heads=self.model2_epochs_heads, epochs=self.model2_epochs)
+        return replace(profile, **{k: v for k, v in overrides.items() if v is not None})
 
     def table(self):
         """The profile as (name, value) rows, for printing in a notebook."""
@@ -99,6 +106,8 @@ SMOKE = Profile(
         "MAX_GT_INSTANCES": 20,
         "DETECTION_MIN_CONFIDENCE": 0.5,
     },
+    model2_epochs_heads=1,          # model-2: 50 steps of new heads, then 100 of every layer
+    model2_epochs=3,
     min_confidence=0.5,
     min_per_class=3,
 )

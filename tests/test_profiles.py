@@ -74,3 +74,12 @@ def test_display_lists_every_value(capsys):
     out = capsys.readouterr().out
     for key, _ in profiles.SMOKE.table():
         assert key in out
+
+
+def test_model2_epochs_replace_model1s_and_overrides_win():
+    from helpers.profiles import get_profile
+    smoke = get_profile("smoke")
+    model2 = smoke.for_model2()
+    assert (model2.epochs_heads, model2.epochs) == (smoke.model2_epochs_heads, smoke.model2_epochs)
+    assert model2.for_model2(epochs=9, learning_rate=None).epochs == 9
+    assert model2.learning_rate == smoke.learning_rate
