@@ -422,11 +422,18 @@ def _unique_id(pending, used_ids, new_id, summary, image_name):
 
 
 def _new_id_factory(used_ids):
-    """A function giving ids above every id in `used_ids`, one after the other."""
-    numeric = [i for i in used_ids if isinstance(i, int)]
-    state = {"next": max(numeric, default=0) + 1}
+    """A function giving ids above every id in `used_ids`, one after the other.
+
+    `used_ids` is an iterable, or a function returning one: then it is read only when the
+    first new id is asked for (most files need none, and reading a quarter million ids
+    costs a pass over as many objects).
+    """
+    state = {}
 
     def new_id():
+        if not state:
+            ids = used_ids() if callable(used_ids) else used_ids
+            state["next"] = max((i for i in ids if isinstance(i, int)), default=0) + 1
         state["next"] += 1
         return state["next"] - 1
     return new_id
@@ -563,7 +570,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
 
     pending = _check_geometry(pending, sizes, summary, lambda key: via[key]["filename"])
 
-    used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
+    used_ids, new_id = set(), _new_id_factory(lambda: (p.annotation_id for p in pending))
     multipart = crowd = polygon_count = 0
     category_text = {}   # category id -> its text, made once per category
     for p in pending:
@@ -821,7 +828,7 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
 def _coco_annotations(pending, images, sizes, recompute, summary):
     """COCO annotation dicts for the pending ones: ids de-duplicated, bbox and area carried
     when still valid, else computed (pycocotools area, batched per image)."""
-    used_ids, new_id = set(), _new_id_factory({p.annotation_id for p in pending})
+    used_ids, new_id = set(), _new_id_factory(lambda: (p.annotation_id for p in pending))
     annotations, to_measure = [], {}   # image key -> [(annotation, polygons)]
     multipart = crowd = polygon_count = 0
     for p in pending:
