@@ -8,7 +8,8 @@ then times in this one process:
   split    helpers.split.split_coco 80/10/10 stratified, reading the file and writing three files
   convert  helpers.convert coco_to_via and via_to_coco, each reading and writing its file
 
-Goal for each step: within 2x the floor and under 10 s.
+Goal for each step: within 2x the floor and under 10 s. For the conversions it also prints where
+a step's time went: read, convert, write, and freeing what it built when it returns.
 
     .venv/bin/python bench/bench_data.py                # full scale
     .venv/bin/python bench/bench_data.py --images 5000  # smaller

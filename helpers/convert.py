@@ -343,6 +343,7 @@ class _PendingList:
 
     @classmethod
     def of(cls, items, sizes):
+        """The gathered form of a plain list of pending annotations (after some were dropped)."""
         gathered, numbers = cls(), {key: number for number, key in enumerate(sizes)}
         for p in items:
             gathered.add(p, numbers[p.image_key])
