@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn.backbone import BatchNorm
-from mrcnn.roi_align import PyramidROIAlign
+from mrcnn.roi_align import PackedPyramidROIAlign, PyramidROIAlign
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -92,14 +92,22 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     return mrcnn_class_logits, mrcnn_probs, mrcnn_bbox
 
 
-def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True):
+def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
+                         roi_image_ids=None):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
     sigmoid probabilities; the mask of class c is channel c.
+    With `roi_image_ids` (1, K), rois are instead (1, K, 4), the rows of several images packed
+    along one axis (roi_image_ids[0, k] is row k's image), and the result is (1, K, ...): training
+    uses it to run the head on the positive ROIs only.
     """
-    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
-        [rois, image_meta] + list(feature_maps))
+    if roi_image_ids is None:
+        x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+            [rois, image_meta] + list(feature_maps))
+    else:
+        x = PackedPyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+            [rois, roi_image_ids, image_meta] + list(feature_maps))
     for index in range(1, 5):
         x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same")(x)
         x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)

@@ -98,18 +98,41 @@ class AppendBoxes(keras.layers.Layer):
         return (first[0], count, 4)
 
 
-class LeadingRows(keras.layers.Layer):
-    """The first `count` rows along axis 1: the positive ROIs (the target layer puts them first)."""
+def positive_rows(class_ids, values):
+    """values[b, t] where class_ids[b, t] > 0, image by image, packed as (1, P, ...); see PositiveRows."""
+    positions = tf.where(tf.cast(class_ids, tf.int32) > 0)               # (P, 2) [image, row]
+    rows = tf.gather_nd(values, positions)
+    missing = tf.maximum(1 - tf.shape(rows)[0], 0)
+    padding = tf.concat([[[0, missing]], tf.zeros([tf.rank(rows) - 1, 2], tf.int32)], axis=0)
+    return tf.pad(rows, padding)[None]
 
-    def __init__(self, count, **kwargs):
-        super().__init__(**kwargs)
-        self.count = int(count)
+
+class PositiveRows(keras.layers.Layer):
+    """The rows of the positive ROIs of the whole batch, packed along one axis: (1, P, ...).
+
+    call([target_class_ids (B, T), values (B, T, ...)]) keeps values[b, t] where
+    target_class_ids[b, t] > 0, image by image (the order the mask loss sums in). A batch
+    without any positive gets one zero row (class 0, so no loss), so the mask head never sees
+    an empty batch (batch norm statistics of no rows would be NaN).
+    """
 
     def call(self, inputs):
-        return inputs[:, :self.count]
+        return positive_rows(*inputs)
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.count) + tuple(input_shape[2:])
+    def compute_output_spec(self, inputs):
+        values = inputs[1]
+        return keras.KerasTensor((1, None) + tuple(values.shape[2:]), dtype=values.dtype)
+
+
+class PositiveImageIds(keras.layers.Layer):
+    """For PositiveRows' packed rows, the image (batch index) each comes from: (1, P) int32."""
+
+    def call(self, class_ids):
+        batch_rows = tf.shape(class_ids)
+        return positive_rows(class_ids, tf.broadcast_to(tf.range(batch_rows[0])[:, None], batch_rows))
+
+    def compute_output_spec(self, class_ids):
+        return keras.KerasTensor((1, None), dtype="int32")
 
 
 class DetectionBoxes(keras.layers.Layer):
@@ -164,14 +187,15 @@ def build_network(mode, config):
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)
-        # Only positive ROIs have mask targets, and the target layer puts them first: running the
-        # (costly) mask head on those rows alone gives the same loss for a fraction of the work.
-        positives = int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO)
-        mask_rois = LeadingRows(positives, name="positive_rois")(rois)
+        # Only positive ROIs have mask targets: the (costly) mask head runs on those rows alone,
+        # packed over the batch, which gives the same loss as running it on every row.
+        mask_rois = PositiveRows(name="positive_rois")([target_class_ids, rois])
+        mask_image_ids = PositiveImageIds(name="positive_image_ids")(target_class_ids)
         mrcnn_mask = build_fpn_mask_graph(mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN)
-        mask_class_ids = LeadingRows(positives, name="positive_class_ids")(target_class_ids)
-        target_mask = LeadingRows(positives, name="positive_target_mask")(target_mask)
+                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN,
+                                          roi_image_ids=mask_image_ids)
+        mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
+        target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
         inputs = {
             "input_image": input_image, "input_image_meta": input_image_meta,
             "input_rpn_match": input_rpn_match, "input_rpn_bbox": input_rpn_bbox,

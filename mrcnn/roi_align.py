@@ -42,6 +42,29 @@ def roi_pyramid_levels(boxes, image_shape):
     return tf.cast(level, tf.int32)
 
 
+def crop_rows_by_level(boxes, image_ids, levels, feature_maps, pool_shape):
+    """Crop row k's box from image image_ids[k] of the map of levels[k]: (K, pool_h, pool_w, C).
+
+    boxes (K, 4) normalised; image_ids (K,) int32; levels (K,) int32 in PYRAMID_LEVELS, or 0 for
+    a row that is not cropped (its patch is exactly zero). Each level's rows are cropped in one
+    call and scattered back to their own row, so row order is kept.
+    """
+    boxes = tf.stop_gradient(boxes)
+    image_ids = tf.stop_gradient(tf.cast(image_ids, tf.int32))
+    channels = tf.shape(feature_maps[0])[-1]
+    output_shape = tf.concat([tf.shape(boxes)[:1], tf.constant(pool_shape, tf.int32), [channels]], axis=0)
+    all_rows, all_crops = [], []
+    for level, feature_map in zip(PYRAMID_LEVELS, feature_maps):
+        rows = tf.where(tf.equal(levels, level))                       # (K_level, 1)
+        crops = tf.image.crop_and_resize(feature_map, tf.gather_nd(boxes, rows), tf.gather_nd(image_ids, rows),
+                                         pool_shape, method="bilinear")
+        all_rows.append(tf.cast(rows, tf.int32))
+        all_crops.append(tf.cast(crops, feature_maps[0].dtype))
+    # Every cropped row is in exactly one level, so scattering puts each crop back at its own
+    # row and leaves level-0 rows zero.
+    return tf.scatter_nd(tf.concat(all_rows, axis=0), tf.concat(all_crops, axis=0), output_shape)
+
+
 @keras.saving.register_keras_serializable(package="mrcnn")
 class PyramidROIAlign(keras.layers.Layer):
     """Crop every box from its FPN level and resize it to `pool_shape`.
@@ -64,30 +87,24 @@ class PyramidROIAlign(keras.layers.Layer):
 
     def call(self, inputs):
         boxes, image_meta = inputs[0], inputs[1]
-        feature_maps = inputs[2:]
-        if len(feature_maps) != len(PYRAMID_LEVELS):
-            raise ValueError(f"PyramidROIAlign needs the {len(PYRAMID_LEVELS)} maps P2..P5, "
-                             f"got {len(feature_maps)}")
+        feature_maps = self._check_maps(inputs[2:])
         boxes = tf.stop_gradient(tf.cast(boxes, tf.float32))
         image_shape = parse_image_meta_graph(image_meta)["image_shape"]
         levels = roi_pyramid_levels(boxes, image_shape)
         is_padding = tf.reduce_all(tf.equal(boxes, 0.0), axis=-1)
         levels = tf.where(is_padding, tf.zeros_like(levels), levels)   # level 0: not cropped
 
-        channels = tf.shape(feature_maps[0])[-1]
-        output_shape = tf.concat([tf.shape(boxes)[:2], tf.constant(self.pool_shape), [channels]], axis=0)
-        all_positions, all_crops = [], []
-        for level, feature_map in zip(PYRAMID_LEVELS, feature_maps):
-            positions = tf.where(tf.equal(levels, level))             # (K, 2): [image, box]
-            level_boxes = tf.stop_gradient(tf.gather_nd(boxes, positions))
-            box_indices = tf.stop_gradient(tf.cast(positions[:, 0], tf.int32))
-            crops = tf.image.crop_and_resize(feature_map, level_boxes, box_indices,
-                                             self.pool_shape, method="bilinear")
-            all_positions.append(tf.cast(positions, tf.int32))
-            all_crops.append(tf.cast(crops, feature_maps[0].dtype))
-        # Every non-padding box is in exactly one level, so scattering puts each crop back
-        # at its own (image, box) row and leaves padding rows zero.
-        return tf.scatter_nd(tf.concat(all_positions, axis=0), tf.concat(all_crops, axis=0), output_shape)
+        batch_rows = tf.shape(boxes)[:2]
+        image_ids = tf.broadcast_to(tf.range(batch_rows[0])[:, None], batch_rows)
+        crops = crop_rows_by_level(tf.reshape(boxes, [-1, 4]), tf.reshape(image_ids, [-1]),
+                                   tf.reshape(levels, [-1]), feature_maps, self.pool_shape)
+        return tf.reshape(crops, tf.concat([batch_rows, tf.shape(crops)[1:]], axis=0))
+
+    def _check_maps(self, feature_maps):
+        if len(feature_maps) != len(PYRAMID_LEVELS):
+            raise ValueError(f"{type(self).__name__} needs the {len(PYRAMID_LEVELS)} maps P2..P5, "
+                             f"got {len(feature_maps)}")
+        return feature_maps
 
     def compute_output_shape(self, input_shape):
         boxes_shape, feature_shape = input_shape[0], input_shape[2]
@@ -97,3 +114,31 @@ class PyramidROIAlign(keras.layers.Layer):
         config = super().get_config()
         config["pool_shape"] = list(self.pool_shape)
         return config
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class PackedPyramidROIAlign(PyramidROIAlign):
+    """PyramidROIAlign for rows of several images packed along one axis (the positive ROIs in training).
+
+    call([boxes, image_ids, image_meta, P2, P3, P4, P5]):
+        boxes       (1, K, 4) normalised [y1, x1, y2, x2]; all-zero rows are padding
+        image_ids   (1, K) int, the image of the batch that row k belongs to
+        image_meta  (B, IMAGE_META_SIZE), one row per image of the batch
+    returns (1, K, pool_h, pool_w, C). The heads then run on K rows only, instead of on every
+    image's padded rows.
+    """
+
+    def call(self, inputs):
+        boxes, image_ids, image_meta = inputs[0], inputs[1], inputs[2]
+        feature_maps = self._check_maps(inputs[3:])
+        boxes = tf.stop_gradient(tf.reshape(tf.cast(boxes, tf.float32), [-1, 4]))
+        image_ids = tf.reshape(tf.cast(image_ids, tf.int32), [-1])
+        image_shape = tf.gather(parse_image_meta_graph(image_meta)["image_shape"], image_ids)   # (K, 3)
+        levels = roi_pyramid_levels(boxes[:, None], image_shape)[:, 0]
+        is_padding = tf.reduce_all(tf.equal(boxes, 0.0), axis=-1)
+        levels = tf.where(is_padding, tf.zeros_like(levels), levels)
+        return crop_rows_by_level(boxes, image_ids, levels, feature_maps, self.pool_shape)[None]
+
+    def compute_output_shape(self, input_shape):
+        boxes_shape, feature_shape = input_shape[0], input_shape[3]
+        return (boxes_shape[0], boxes_shape[1]) + self.pool_shape + (feature_shape[-1],)

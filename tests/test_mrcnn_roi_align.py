@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from mrcnn import utils
 from mrcnn.meta import compose_image_meta
-from mrcnn.roi_align import PyramidROIAlign, roi_pyramid_levels
+from mrcnn.roi_align import PackedPyramidROIAlign, PyramidROIAlign, roi_pyramid_levels
 
 
 def make_meta(height, width, num_classes=3):
@@ -149,3 +149,27 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="P2..P5"):
         PyramidROIAlign((2, 2))([np.zeros((1, 1, 4), np.float32), make_meta(64, 64)[None]]
                                 + level_marked_maps(1)[:3])
+
+
+def test_packed_rows_equal_the_batched_layers_rows():
+    """PackedPyramidROIAlign on rows picked from several images = PyramidROIAlign's rows for them."""
+    rng = np.random.default_rng(5)
+    batch, count, pool = 2, 5, (4, 4)
+    maps = [rng.normal(size=(batch, side, side, 3)).astype(np.float32) for side in (32, 16, 8, 4)]
+    corners = rng.uniform(0, 600, size=(batch, count, 2))
+    sizes = rng.uniform(20, 900, size=(batch, count, 2))
+    boxes = utils.norm_boxes(np.concatenate([corners, corners + sizes], axis=-1).reshape(-1, 4),
+                             (1024, 1024)).reshape(batch, count, 4).astype(np.float32)
+    boxes[1, 3] = 0.0                                   # padding: a zero patch either way
+    # The second image is 512 px: the same normalised box is read from a finer level there.
+    meta = np.stack([make_meta(1024, 1024), make_meta(512, 512)])
+    batched = np.asarray(PyramidROIAlign(pool)([boxes, meta] + maps))
+
+    picked = [(1, 3), (0, 4), (1, 0), (0, 0), (1, 1), (0, 2)]
+    packed_boxes = np.stack([boxes[b, n] for b, n in picked])[None]
+    image_ids = np.array([[b for b, _ in picked]], np.int32)
+    packed = np.asarray(PackedPyramidROIAlign(pool)([packed_boxes, image_ids, meta] + maps))
+    assert packed.shape == (1, len(picked)) + pool + (3,)
+    for row, (b, n) in enumerate(picked):
+        np.testing.assert_array_equal(packed[0, row], batched[b, n])
+    assert not packed[0, 0].any() and packed[0, 1:].any(axis=(1, 2, 3)).all()
