@@ -155,6 +155,7 @@ class Ours(Learner):
             ROI_POSITIVE_RATIO=reference.POSITIVE_FRACTION, DETECTION_MAX_INSTANCES=reference.DETECTIONS,
             DETECTION_MIN_CONFIDENCE=0.0, DETECTION_NMS_THRESHOLD=reference.DETECTION_NMS,
             TRAIN_BN=True,                  # from scratch: no pretrained statistics to freeze
+            BATCH_NORM_MOMENTUM=0.9,        # torch's BatchNorm momentum 0.1 = a 0.9 moving average
             LEARNING_RATE=args.lr, LEARNING_MOMENTUM=reference.MOMENTUM, WEIGHT_DECAY=reference.WEIGHT_DECAY,
             GRADIENT_CLIP_NORM=reference.CLIP_NORM)
         model_dir = tempfile.gettempdir()     # nothing is written: no fit(), no checkpoints
