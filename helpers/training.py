@@ -27,7 +27,7 @@ COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
 HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
 INIT_CHOICES = ("coco", "imagenet", "last", "none")
-BN_CALIBRATION_BATCHES = 20     # batches averaged for the BatchNorm statistics of a from-scratch start
+BN_CALIBRATION_BATCHES = 10     # batches averaged for the BatchNorm statistics of a from-scratch start
 
 
 def make_config(profile, name, class_names, inference=False, **overrides):
