@@ -5,13 +5,20 @@ import random
 import numpy as np
 
 
-def setup_notebook(seed=42):
-    """Seed Python and numpy (and TensorFlow when it is already imported); set plot defaults."""
+def setup_notebook(seed=42, seed_tensorflow=False):
+    """Seed Python and numpy (and TensorFlow when it is already imported); set plot defaults.
+
+    seed_tensorflow=True imports Keras and seeds it too (notebooks that train), so that random
+    initial weights, and with them the results, repeat from run to run.
+    """
     random.seed(seed)
     np.random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import sys
+    if seed_tensorflow:
+        import keras
+        keras.utils.set_random_seed(seed)
     if "tensorflow" in sys.modules:
         sys.modules["tensorflow"].random.set_seed(seed)
     import matplotlib.pyplot as plt
