@@ -40,7 +40,7 @@ class FullImageConv2D(keras.layers.Conv2D):
 
     Same weights as Conv2D (kernel (kh, kw, C, F), so Matterport's files load), same result,
     but TensorFlow's CPU gradient of a 7x7 conv on 7x7 inputs is about 80 times slower
-    than the gradient of the equivalent matmul.
+    than the gradient of the equivalent matmul (and a 1x1 conv on 1x1 inputs is slow too).
     """
 
     def call(self, inputs):
@@ -79,7 +79,7 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
                  padding="valid")(x)
     x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x)
     x = keras.layers.Activation("relu")(x)
-    x = _per_roi(keras.layers.Conv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)
+    x = _per_roi(FullImageConv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)   # 1x1 on 1x1: a matmul
     x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x)
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes

@@ -151,17 +151,19 @@ def test_trainable_batch_norm_updates_in_fit_and_not_in_predict():
         np.testing.assert_allclose(full[:, :2], part[:, :2], atol=1e-5)
 
 
-def test_full_image_conv_equals_conv2d_in_value_and_gradient():
+@pytest.mark.parametrize("side", [7, 1])      # mrcnn_class_conv1 (7x7) and mrcnn_class_conv2 (1x1)
+def test_full_image_conv_equals_conv2d_in_value_and_gradient(side):
     import numpy as np
     import tensorflow as tf
     from mrcnn.heads import FullImageConv2D
 
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(size=(5, 7, 7, 16)).astype("float32"))
-    ours, reference = FullImageConv2D(8, (7, 7)), keras.layers.Conv2D(8, (7, 7))
+    x = tf.constant(rng.normal(size=(5, side, side, 16)).astype("float32"))
+    ours, reference = FullImageConv2D(8, (side, side)), keras.layers.Conv2D(8, (side, side))
     ours.build(x.shape)
     reference.build(x.shape)
-    reference.set_weights([rng.normal(size=(7, 7, 16, 8)).astype("float32"), rng.normal(size=8).astype("float32")])
+    reference.set_weights([rng.normal(size=(side, side, 16, 8)).astype("float32"),
+                           rng.normal(size=8).astype("float32")])
     ours.set_weights(reference.get_weights())
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
