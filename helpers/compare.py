@@ -105,7 +105,9 @@ class NamedGarmentComparison:
                 f"model-2, trained on model-1's auto-labels, is {better} its teacher at finding garments.\n"
                 f"Asked for the season as well, model-2 reaches AP50 {s['model2_season_segm_AP50']:.3f}.\n"
                 f"Its most confident detection has the right season on {accuracy:.0%} of the photos "
-                f"(chance: {chance:.0%}); on {missed} photo(s) it found no such garment at all.")
+                f"(chance: {chance:.0%}); on {missed} photo(s) it found no such garment at all."
+                + (f"\nWith only {s['images']} photos, each figure moves a lot with a single photo: read them as "
+                   "a direction, not a measurement." if s["images"] < 50 else ""))
 
     def __str__(self):
         width = max([len(str(r["class"])) for r in self.rows] + [len("all (AP50)")]) + 2

@@ -107,8 +107,8 @@ SMOKE = Profile(
         "MAX_GT_INSTANCES": 20,
         "DETECTION_MIN_CONFIDENCE": 0.1,    # a young model is unsure: keep its guesses for AP to rank
     },
-    model2_epochs_heads=1,          # model-2: 50 steps of new heads, then 100 of every layer
-    model2_epochs=3,
+    model2_epochs_heads=1,          # model-2: 50 steps of new heads, then 200 of every layer
+    model2_epochs=5,
     min_confidence=0.5,
     min_per_class=3,
 )
