@@ -161,7 +161,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
     names = [line.split()[0] for line in lines]
     expected = sorted(set(MATTERPORT_DEFAULTS) | {"MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
                                                   "LOSS_WEIGHTS", "BATCH_SIZE", "IMAGE_SHAPE",
-                                                  "IMAGE_META_SIZE"})
+                                                  "IMAGE_META_SIZE", "BATCH_NORM_MOMENTUM"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -176,4 +176,10 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 7
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 8     # + BATCH_NORM_MOMENTUM, ours
+
+
+@pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])
+def test_batch_norm_momentum_must_lie_in_zero_one(momentum):
+    with pytest.raises(ValueError, match="BATCH_NORM_MOMENTUM"):
+        ModaNetConfig(BATCH_NORM_MOMENTUM=momentum)
