@@ -94,8 +94,8 @@ def check_weight_file(path, must_have=None, remove_if_bad=False):
     except OSError as err:
         if remove_if_bad:
             path.unlink(missing_ok=True)
-        raise DataError(f"{path}: not a readable HDF5 weight file ({err}); "
-                        + ("it was removed, run again to download it afresh" if remove_if_bad else "")) from None
+        raise DataError(f"{path}: not a readable HDF5 weight file ({err})"
+                        + ("; it was removed, run again to download it afresh" if remove_if_bad else "")) from None
     if must_have and must_have not in names:
         if remove_if_bad:
             path.unlink(missing_ok=True)
