@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT, Paths
+from helpers.profiles import resolve_profile_name
 from helpers.io import write_json_atomic
 from helpers.report import read_metrics
 
@@ -33,6 +34,8 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None)
     if not out_dir.is_absolute():
         out_dir = PROJECT_ROOT / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not only:            # a whole run: figures of an earlier run must not pass for this one's
+        retire_previous_outputs(Paths.for_profile(resolve_profile_name(profile)))
     params = {"PROFILE": profile, **(parameters or {})}
     timings = []
     for nb in course_notebooks():
@@ -49,6 +52,24 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None)
                              f"Open {target} to see the cell and its output.") from None
         timings.append((nb.name, time.perf_counter() - start))
     return timings
+
+
+def retire_previous_outputs(paths):
+    """Move an earlier run's metrics.json and figures aside (metrics.previous.json, figures.previous/).
+
+    Each notebook adds its own section to the metrics file, so a section that this run does not
+    write (say model-2 against the truth, when the truth is absent) would otherwise be reported
+    from the earlier run. Nothing is deleted: the previous run's files are kept one level back.
+    """
+    metrics = Path(paths.metrics)
+    if metrics.is_file():
+        metrics.replace(metrics.with_name("metrics.previous.json"))
+    figures = Path(paths.figures)
+    if figures.is_dir() and any(figures.iterdir()):
+        previous = figures.with_name("figures.previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        figures.rename(previous)
 
 
 def main(argv=None):
@@ -71,12 +92,12 @@ def main(argv=None):
 
 def collect_outputs(out_dir, profile, timings, wall_seconds):
     """Copy the figures and the metrics JSON the notebooks wrote into `out_dir`; return the metrics."""
-    from helpers.profiles import resolve_profile_name
-
     paths = Paths.for_profile(resolve_profile_name(profile))
     out_dir = Path(out_dir) if Path(out_dir).is_absolute() else PROJECT_ROOT / out_dir
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    for stale in figures.glob("*.png"):         # the out folder shows this run's figures only
+        stale.unlink()
     for png in sorted(Path(paths.figures).glob("*.png")) if Path(paths.figures).is_dir() else []:
         shutil.copy2(png, figures / png.name)
     metrics = read_metrics(paths)

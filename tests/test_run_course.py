@@ -27,3 +27,24 @@ def test_collect_outputs_copies_figures_and_metrics(tmp_path, monkeypatch):
     text = run_course.headline(saved)
     assert "model-1 mask AP50 (val)" in text and "0.250" in text and "0.500" in text
     assert "auto-label" not in text          # absent figures are left out, not printed as zero
+
+
+def test_a_whole_run_retires_the_previous_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODANET_DATA", str(tmp_path / "data"))
+    paths = Paths.for_profile("smoke")
+    record_metrics(paths, "model2_vs_truth", {"segm_AP50": 0.4})      # written by an earlier run only
+    paths.figures.mkdir(parents=True)
+    (paths.figures / "07_side_by_side.png").write_bytes(b"old")
+    run_course.retire_previous_outputs(paths)
+    assert not paths.metrics.exists() and not paths.figures.exists()
+    previous = json.loads((paths.metrics.parent / "metrics.previous.json").read_text())
+    assert previous == {"model2_vs_truth": {"segm_AP50": 0.4}}
+    assert (paths.figures.parent / "figures.previous" / "07_side_by_side.png").read_bytes() == b"old"
+    record_metrics(paths, "model1", {"segm_AP50": 0.1})
+    (tmp_path / "demo" / "figures").mkdir(parents=True)
+    (tmp_path / "demo" / "figures" / "07_side_by_side.png").write_bytes(b"old")
+    metrics = run_course.collect_outputs(tmp_path / "demo", "smoke", [], 1.0)
+    assert "model2_vs_truth" not in metrics and metrics["model1"] == {"segm_AP50": 0.1}
+    assert list((tmp_path / "demo" / "figures").iterdir()) == []
+    run_course.retire_previous_outputs(paths)          # again: the older copy makes way, nothing piles up
+    assert json.loads((paths.metrics.parent / "metrics.previous.json").read_text()) == {"model1": {"segm_AP50": 0.1}}
