@@ -511,6 +511,10 @@ def _coco_to_via(coco, attribute, images_dir, progress):
             continue
         key, ann_id = str(ann.get("image_id")), ann.get("id")
         item = f"annotation {ann_id}"
+        if type(ann_id) is not int and ann_id is not None and not isinstance(ann_id, (str, float)):
+            summary.note("annotation_ids_renumbered", str(ann.get("image_id")), item,
+                         f"id {ann_id!r} is not a number or text: given a new one")
+            ann_id = None
         if key not in via:
             if key in skipped_images:
                 summary.annotations_of_skipped_images += 1

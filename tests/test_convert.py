@@ -318,6 +318,17 @@ def test_duplicate_annotation_ids_are_renumbered():
     assert sorted(a["id"] for a in back["annotations"]) == [4, 5]
 
 
+def test_an_annotation_id_that_is_a_list_or_dict_gets_a_new_id():
+    coco = one_image_coco([[1, 1, 9, 1, 9, 9]])
+    coco["annotations"].append(dict(coco["annotations"][0], id=[7], segmentation=[[20, 20, 40, 20, 40, 40]]))
+    coco["annotations"].append(dict(coco["annotations"][0], id={"n": 8}, segmentation=[[2, 30, 9, 30, 9, 40]]))
+    via, summary = convert_quietly(coco_to_via, coco)
+    assert summary.annotation_ids_renumbered == 2
+    assert [r["region_attributes"]["annotation_id"] for r in via["1"]["regions"]] == ["1", "2", "3"]
+    back, _ = convert_quietly(via_to_coco, via, CATEGORIES)        # and the round trip keeps all three
+    assert sorted(a["id"] for a in back["annotations"]) == [1, 2, 3]
+
+
 def test_duplicate_image_ids_keep_the_first_image():
     coco = one_image_coco([[1, 1, 9, 1, 9, 9]])
     coco["images"].append({"id": 1, "file_name": "again.jpg", "width": 10, "height": 10})
