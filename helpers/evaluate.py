@@ -419,7 +419,11 @@ def evaluate_model(model, dataset, image_ids=None, limit=None, progress=True, io
 
 # -- two models, per class ----------------------------------------------------------------------
 def garment_class(label):
-    """The garment part of a `<class>_<season>` label: 'skirt_yaz' -> 'skirt', 'scarf_tie_kis' -> 'scarf_tie'."""
+    """The garment part of a `<class>_<season>` label: 'skirt_yaz' -> 'skirt', 'scarf_tie_kis' -> 'scarf_tie'.
+
+    Any class name is accepted (your own data's too); `helpers.seasons.parse_label` is the strict
+    form that knows ModaNet's classes and the season codes.
+    """
     garment, underscore, season = str(label).rpartition("_")
     if not underscore or not garment or not season:
         raise ValueError(f"label {label!r} is not '<class>_<season>'")
