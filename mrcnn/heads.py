@@ -23,15 +23,33 @@ from mrcnn.roi_align import PackedPyramidROIAlign, PyramidROIAlign
 
 @keras.saving.register_keras_serializable(package="mrcnn")
 class ROITimeDistributed(keras.layers.TimeDistributed):
-    """TimeDistributed that applies the wrapped layer to all (batch x ROI) rows in one call."""
+    """TimeDistributed that applies the wrapped layer to all (batch x ROI) rows in one call.
 
-    def call(self, inputs, training=None, mask=None):
+    `real_rois` (B, N) bool, for a wrapped batch norm: only those rows make its batch statistics
+    (the zero-padding rows of a training sample would otherwise outnumber the real ones).
+    """
+
+    def call(self, inputs, training=None, mask=None, real_rois=None):
         shape = tf.shape(inputs)
         rows = tf.concat([[shape[0] * shape[1]], shape[2:]], axis=0)
         kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        if real_rois is not None:
+            flags = tf.reshape(tf.cast(real_rois, tf.bool), [-1] + [1] * (len(inputs.shape) - 3))
+            kwargs["mask"] = tf.broadcast_to(flags, rows[:-1])       # one flag per row, all but channels
         outputs = self.layer.call(tf.reshape(inputs, rows), **kwargs)
         out_shape = tf.concat([shape[:2], tf.shape(outputs)[1:]], axis=0)
         return tf.reshape(outputs, out_shape)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class RealROIs(keras.layers.Layer):
+    """Which rows of rois (B, N, 4) are regions and not zero padding: (B, N) bool."""
+
+    def call(self, rois):
+        return tf.reduce_any(tf.not_equal(rois, 0.0), axis=2)
+
+    def compute_output_spec(self, rois):
+        return keras.KerasTensor(tuple(rois.shape[:2]), dtype="bool")
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -75,12 +93,13 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + list(feature_maps))
     # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
+    real_rois = RealROIs(name="real_rois")(rois)     # batch norm statistics leave the padding out
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv1", fc_layers_size, (pool_size, pool_size),
                  padding="valid")(x)
-    x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x)
+    x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x, real_rois=real_rois)
     x = keras.layers.Activation("relu")(x)
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)   # 1x1 on 1x1: a matmul
-    x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x)
+    x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x, real_rois=real_rois)
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
 

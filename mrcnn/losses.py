@@ -66,18 +66,23 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox):
     return _mean_or_zero(smooth_l1(targets, predicted))
 
 
-def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids):
+def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids, rois=None):
     """Classifier loss: softmax cross-entropy per ROI, averaged over ROIs whose predicted class is active.
 
     target_class_ids (B, T) (0 for negatives and padding); pred_class_logits (B, T, C);
     active_class_ids (B, C), 1 for the classes of the image's dataset. A ROI predicted as a
     class its image's dataset does not have is not penalised (Matterport's rule, for training
-    on mixed datasets).
+    on mixed datasets). With `rois` (B, T, 4), the sampled ROIs, the all-zero padding rows do
+    not count either: early in training most of the T rows are padding (few positives, so few
+    negatives), and Matterport's loss, which counts them as background, is then mostly about
+    a zero-size box at the image corner.
     """
     target_class_ids = tf.cast(target_class_ids, tf.int32)
     logits = tf.cast(pred_class_logits, tf.float32)
     predicted = tf.argmax(logits, axis=2, output_type=tf.int32)
     weights = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)   # (B, T)
+    if rois is not None:
+        weights = weights * tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=2), tf.float32)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids, logits=logits)
     return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
 

@@ -151,6 +151,29 @@ def test_trainable_batch_norm_updates_in_fit_and_not_in_predict():
         np.testing.assert_allclose(full[:, :2], part[:, :2], atol=1e-5)
 
 
+def test_classifier_batch_norm_statistics_leave_padding_rois_out():
+    """In training, mrcnn_class_bn1 normalises with the moments of the real ROIs' rows only."""
+    keras.utils.set_random_seed(0)
+    rois, meta, maps = head_inputs(5, 3, channels=8)
+    logits, _, _ = fpn_classifier_graph(rois, maps, meta, 3, 3, train_bn=True, fc_layers_size=16)
+    heads = keras.Model([rois, meta] + maps, logits)
+    probe = keras.Model(heads.inputs, [heads.get_layer("mrcnn_class_conv1").output,
+                                       heads.get_layer("mrcnn_class_bn1").output])
+    data = head_data(2, 5, 3, channels=8, seed=3)
+    data[0][0, 3:] = 0.0                          # image 0: rows 3 and 4 are padding
+    data[0][1, 4:] = 0.0                          # image 1: row 4
+    before, after = (np.asarray(t).reshape(2, 5, 16) for t in probe(data, training=True))
+    real = np.any(data[0] != 0, axis=2)
+    rows = before[real]                           # (7, 16): the real ROIs only
+    gamma, beta, _, _ = probe.get_layer("mrcnn_class_bn1").get_weights()
+    epsilon = probe.get_layer("mrcnn_class_bn1").layer.epsilon
+    expected = gamma * (rows - rows.mean(0)) / np.sqrt(rows.var(0) + epsilon) + beta
+    np.testing.assert_allclose(after[real], expected, rtol=1e-4, atol=1e-4)
+    # The padding rows did move the statistics before: all rows' moments give other values.
+    everything = before.reshape(-1, 16)
+    assert not np.allclose(rows.mean(0), everything.mean(0), atol=1e-3)
+
+
 @pytest.mark.parametrize("side", [7, 1])      # mrcnn_class_conv1 (7x7) and mrcnn_class_conv2 (1x1)
 def test_full_image_conv_equals_conv2d_in_value_and_gradient(side):
     import numpy as np

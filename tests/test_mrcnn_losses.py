@@ -94,6 +94,24 @@ def test_mrcnn_class_loss_skips_predictions_of_inactive_classes():
     assert np.isclose(value, -np.mean([log_probs[0, 1], log_probs[1, 0]]), atol=1e-6)
 
 
+def test_mrcnn_class_loss_with_rois_leaves_the_zero_padding_rows_out():
+    targets = np.array([[1, 0, 0, 0], [2, 0, 0, 0]], np.int32)      # rows 2, 3 of image 0 and row 3 of image 1 pad
+    logits = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    rois = np.zeros((2, 4, 4), np.float32)
+    rois[0, :2] = [0.1, 0.1, 0.5, 0.5]
+    rois[1, :3] = [0.2, 0.3, 0.6, 0.9]
+    active = np.ones((2, 3), np.float32)
+    value, gradient = value_and_gradients(
+        lambda t, lg, r: losses.mrcnn_class_loss_graph(t, lg, active, rois=r), targets, logits, rois, watch=1)
+    log_probs = np.stack([log_softmax(row) for row in logits.reshape(-1, 3)]).reshape(2, 4, 3)
+    real = [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
+    assert np.isclose(value, -np.mean([log_probs[b, t, targets[b, t]] for b, t in real]), atol=1e-6)
+    assert np.all(gradient[0, 2:] == 0) and np.all(gradient[1, 3] == 0) and np.all(gradient[0, 0] != 0)
+    # Without rois every row counts, padding as background (Matterport's loss).
+    everything = float(losses.mrcnn_class_loss_graph(targets, logits, active))
+    assert np.isclose(everything, -np.mean(np.take_along_axis(log_probs, targets[..., None], 2)), atol=1e-6)
+
+
 def test_mrcnn_class_loss_uses_each_images_own_active_classes_and_never_nans():
     targets = np.array([[2], [2]], np.int32)
     logits = np.array([[[0.0, 0.0, 5.0]], [[0.0, 0.0, 5.0]]], np.float32)
