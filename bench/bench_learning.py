@@ -11,7 +11,8 @@ Kept equal for both:
   model      ResNet-50 FPN from random weights (ours: BACKBONE "resnet50", no weight file; theirs:
              weights=None, weights_backbone=None, trainable_backbone_layers=5), trainable BatchNorm,
              the proposal / ROI / detection numbers of bench/bench_mrcnn.py (imported from there)
-  optimiser  SGD momentum 0.9, weight decay 1e-4 (not on biases and BatchNorm), gradient clip norm 5,
+  optimiser  SGD momentum 0.9, weight decay 1e-4 (not on biases and BatchNorm), each gradient tensor
+             clipped to norm 5 on its own (Matterport's rule; a global clip let conv1 shrink every step),
              the same learning rate per iteration: linear warm-up over --warmup iterations to --lr,
              then constant (our weight decay is Keras' decoupled form, theirs torch's L2 term)
   checking   both models' detections become the same detect()-style dicts (torchvision's soft
@@ -166,7 +167,7 @@ class Ours(Learner):
         self.trainer = MaskRCNNTrainer(self.model.keras_model, config, name="mask_rcnn_trainer")
         optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=config.LEARNING_MOMENTUM,
                                          weight_decay=config.WEIGHT_DECAY or None,
-                                         global_clipnorm=config.GRADIENT_CLIP_NORM)
+                                         clipnorm=config.GRADIENT_CLIP_NORM)
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
         self.trainer.compile(optimizer=optimizer, jit_compile=False)
         self.trainer.optimizer.build(self.trainer.trainable_variables)
@@ -264,7 +265,7 @@ class Theirs(Learner):
         loss = sum(self.model(images, targets).values())
         self.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), reference.CLIP_NORM)
+        reference.clip_each_gradient(torch, self.model.parameters(), reference.CLIP_NORM)
         self.optimizer.step()
         return float(loss.detach())
 
@@ -450,7 +451,7 @@ def main(argv=None):
     print(f"Learning bench: ResNet-50 FPN from random weights, {args.size} px shapes, {args.train_images} train / "
           f"{args.eval_images} held-out images, batch {args.batch}; {plan}")
     print(f"  SGD lr {args.lr:g} (linear warm-up {args.warmup} it) momentum {reference.MOMENTUM} weight decay "
-          f"{reference.WEIGHT_DECAY} clip norm {reference.CLIP_NORM}; threads {args.threads}, seed {args.seed}")
+          f"{reference.WEIGHT_DECAY} clip norm {reference.CLIP_NORM} per tensor; threads {args.threads}, seed {args.seed}")
     print(f"  load before: {_load()} (1/5/15 min; other work on the cores slows both sides)")
     names = [name for name in LEARNERS if args.only in (None, name)]
     if "theirs" in names and not reference._torch_available():

@@ -50,7 +50,7 @@ TRAIN_BATCH = 2
 LEARNING_RATE = 0.001
 MOMENTUM = 0.9
 WEIGHT_DECAY = 0.0001           # ours by default (train() path); torchvision given the same
-CLIP_NORM = 5.0                 # ours by default (global_clipnorm); torchvision clip_grad_norm_ the same
+CLIP_NORM = 5.0                 # each gradient tensor clipped to this norm (ours: Keras clipnorm; torch: clip_each_gradient)
 FIXED_BATCHES = 2               # distinct training batches cycled through
 GOAL_INFERENCE_RATIO = 1.0
 GOAL_TRAINING_RATIO = 1.5
@@ -167,7 +167,7 @@ def _our_trainer(config, tf):
     trainer = MaskRCNNTrainer(model.keras_model, config, name="mask_rcnn_trainer")
     optimizer = keras.optimizers.SGD(learning_rate=config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM,
                                      weight_decay=config.WEIGHT_DECAY or None,
-                                     global_clipnorm=config.GRADIENT_CLIP_NORM)
+                                     clipnorm=config.GRADIENT_CLIP_NORM)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     trainer.compile(optimizer=optimizer, jit_compile=False)
     trainer.optimizer.build(trainer.trainable_variables)
@@ -228,6 +228,13 @@ def _torch(threads):
         torch.set_num_interop_threads(threads)
     torch.manual_seed(0)
     return torch
+
+
+def clip_each_gradient(torch, parameters, max_norm):
+    """Clip every parameter's gradient to `max_norm` on its own: the rule of our GRADIENT_CLIP_NORM (Keras clipnorm)."""
+    for parameter in parameters:
+        if parameter.grad is not None:
+            torch.nn.utils.clip_grad_norm_([parameter], max_norm)
 
 
 def _torchvision_model(size):
@@ -294,7 +301,7 @@ def torch_training(warmup, repeat, threads):
         loss = sum(model(images, targets).values())
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+        clip_each_gradient(torch, model.parameters(), CLIP_NORM)
         optimizer.step()
         losses.append(float(loss))
 

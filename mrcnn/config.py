@@ -94,7 +94,8 @@ class Config:
     TRAIN_BN = False                 # batch norm frozen: batches are too small to train it
     BATCH_NORM_MOMENTUM = 0.99       # with TRAIN_BN, how slowly the inference statistics follow the
                                      # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
-    GRADIENT_CLIP_NORM = 5.0
+    GRADIENT_CLIP_NORM = 5.0         # each variable's gradient clipped to this norm on its own (Matterport's
+                                     # Keras 2 clipnorm), so one steep layer does not shrink all the others
 
     def __init__(self, **overrides):
         """Apply keyword overrides, copy mutable defaults, validate, compute derived values."""

@@ -475,7 +475,7 @@ class MaskRCNN:
             optimizer = keras.optimizers.SGD(
                 learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM,
                 weight_decay=config.WEIGHT_DECAY or None,
-                global_clipnorm=config.GRADIENT_CLIP_NORM)
+                clipnorm=config.GRADIENT_CLIP_NORM)   # each gradient tensor on its own, as Matterport's
             optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
             trainer.compile(optimizer=optimizer, jit_compile=False)
         log.info("Training from epoch %d to %d, layers %r, learning rate %g, run folder %s",

@@ -50,7 +50,15 @@ def shapes():
 def test_train_checkpoints_and_resume_counting_on(tmp_path, shapes):
     config = TinyConfig()
     model = MaskRCNN("training", config, tmp_path)
-    model.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0)
+    clipping = []
+
+    class RecordClipping(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            clipping.append((self.model.optimizer.clipnorm, self.model.optimizer.global_clipnorm))
+
+    model.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0,
+                custom_callbacks=[RecordClipping()])
+    assert clipping == [(config.GRADIENT_CLIP_NORM, None)]     # Matterport's rule: each gradient on its own
     first = Path(model.find_last())
     assert first.name == "mask_rcnn_tiny_0001.h5" and first.parent.parent == tmp_path
 
