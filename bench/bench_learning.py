@@ -290,6 +290,10 @@ class Theirs(Learner):
         while len(self.queue) < self.args.batch:
             self.queue.extend(self.order.permutation(len(self.samples)).tolist())
         chosen, self.queue = self.queue[:self.args.batch], self.queue[self.args.batch:]
+        return self._batch(chosen)
+
+    def _batch(self, chosen):
+        """Images (floats in [0, 1]) and targets of the samples `chosen`, on the device."""
         images = [self.samples[i][0].to(self.device).float().div(255.0) for i in chosen]
         targets = [{key: value.to(self.device) for key, value in self.samples[i][1].items()} for i in chosen]
         return images, targets
@@ -326,9 +330,7 @@ class Theirs(Learner):
             with torch.no_grad():
                 for _ in range(batches):
                     chosen = order.choice(len(self.samples), self.args.batch, replace=False)
-                    images = [self.samples[i][0].to(self.device).float().div(255.0) for i in chosen]
-                    targets = [{k: v.to(self.device) for k, v in self.samples[i][1].items()} for i in chosen]
-                    self.model(images, targets)          # training mode: batch statistics, as in training
+                    self.model(*self._batch(chosen))     # training mode: batch statistics, as in training
         finally:
             for m, momentum in zip(norms, momenta):
                 m.momentum = momentum
