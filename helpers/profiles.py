@@ -39,6 +39,7 @@ class Profile:
     epochs_heads: int = 20          # train the heads until this epoch ...
     epochs: int = 40                # ... then every layer until this one (Matterport's counting)
     learning_rate: float = 0.001
+    keep_checkpoints: int = 3       # a run keeps its newest 3 epoch checkpoints (ResNet-101: ~250 MB each)
     init_weights: str = "coco"
     flip_probability: float = 0.5   # left-right flips while training (the seed projects: Fliplr 0.5)
     engine: dict = field(default_factory=dict)   # further Config values (smoke: a smaller network)

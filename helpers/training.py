@@ -48,6 +48,7 @@ def make_config(profile, name, class_names, inference=False, **overrides):
         "STEPS_PER_EPOCH": profile.steps_per_epoch,
         "VALIDATION_STEPS": profile.validation_steps,
         "LEARNING_RATE": profile.learning_rate,
+        "KEEP_CHECKPOINTS": profile.keep_checkpoints,
         **profile.engine,
     }
     if inference:

@@ -96,6 +96,8 @@ class Config:
                                      # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
     GRADIENT_CLIP_NORM = 5.0         # each variable's gradient clipped to this norm on its own (Matterport's
                                      # Keras 2 clipnorm), so one steep layer does not shrink all the others
+    KEEP_CHECKPOINTS = None          # None keeps every epoch's checkpoint (Matterport); N keeps the newest N
+                                     # of a run (a ResNet-101 checkpoint is ~250 MB: Colab's disk fills)
 
     def __init__(self, **overrides):
         """Apply keyword overrides, copy mutable defaults, validate, compute derived values."""
@@ -255,6 +257,8 @@ class Config:
         self._check_number("BATCH_NORM_MOMENTUM", 0, 1, high_open=True)
         if self.GRADIENT_CLIP_NORM is not None:
             self._check_number("GRADIENT_CLIP_NORM", 0, math.inf, low_open=True, high_open=True)
+        if self.KEEP_CHECKPOINTS is not None and not (_is_int(self.KEEP_CHECKPOINTS) and self.KEEP_CHECKPOINTS >= 1):
+            self._fail("KEEP_CHECKPOINTS", "must be None (keep all) or an integer >= 1")
 
         weights = self.LOSS_WEIGHTS
         if not isinstance(weights, dict) or set(weights) != set(LOSS_NAMES):

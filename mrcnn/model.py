@@ -311,15 +311,33 @@ class MaskRCNNTrainer(keras.Model):
 
 
 class WeightsCheckpoint(keras.callbacks.Callback):
-    """Saves the network's weights (Keras 2 HDF5 layout) at the end of every epoch."""
+    """Saves the network's weights (Keras 2 HDF5 layout) at the end of every epoch.
 
-    def __init__(self, network, path_pattern):
+    keep: None keeps every checkpoint; N deletes this run's older checkpoints once the new one
+    is safely written, so that the newest N remain (resuming needs only the newest).
+    """
+
+    def __init__(self, network, path_pattern, keep=None):
         super().__init__()
         self.network = network
         self.path_pattern = str(path_pattern)
+        self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
-        weights.save_weights(self.network, self.path_pattern.format(epoch=epoch + 1))
+        saved = weights.save_weights(self.network, self.path_pattern.format(epoch=epoch + 1))
+        if self.keep is not None:
+            self._delete_older_than_newest(saved)
+
+    def _delete_older_than_newest(self, saved):
+        """Delete checkpoints of this run from before `saved`, all but the newest `keep` (with it)."""
+        this = CHECKPOINT_PATTERN.search(saved.name)
+        older = []
+        for path in saved.parent.glob("mask_rcnn_*.h5"):
+            match = CHECKPOINT_PATTERN.search(path.name)
+            if match and match.group("name") == this.group("name") and int(match.group("epoch")) < int(this.group("epoch")):
+                older.append((int(match.group("epoch")), path))
+        for _, path in sorted(older)[:max(0, len(older) - (self.keep - 1))]:
+            path.unlink(missing_ok=True)
 
 
 def _tensorboard_callback(log_dir):
@@ -465,7 +483,7 @@ class MaskRCNN:
 
         os.makedirs(self.log_dir, exist_ok=True)
         callbacks = [
-            WeightsCheckpoint(self.keras_model, self.checkpoint_path),
+            WeightsCheckpoint(self.keras_model, self.checkpoint_path, keep=config.KEEP_CHECKPOINTS),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "training_log.csv"), append=True),
         ] + _tensorboard_callback(self.log_dir) + list(custom_callbacks or [])
 

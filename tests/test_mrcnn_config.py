@@ -119,6 +119,8 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"LEARNING_MOMENTUM": 1.0}, "LEARNING_MOMENTUM"),
     ({"WEIGHT_DECAY": -0.1}, "WEIGHT_DECAY"),
     ({"GRADIENT_CLIP_NORM": 0}, "GRADIENT_CLIP_NORM"),
+    ({"KEEP_CHECKPOINTS": 0}, "KEEP_CHECKPOINTS"),
+    ({"KEEP_CHECKPOINTS": 2.5}, "KEEP_CHECKPOINTS"),
     ({"LOSS_WEIGHTS": {"rpn_class_loss": 1.0}}, "LOSS_WEIGHTS"),
     ({"LOSS_WEIGHTS": {"rpn_class_loss": 1.0, "rpn_bbox_loss": 1.0, "mrcnn_class_loss": 1.0,
                        "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": -1.0}}, "LOSS_WEIGHTS"),
@@ -161,7 +163,8 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
     names = [line.split()[0] for line in lines]
     expected = sorted(set(MATTERPORT_DEFAULTS) | {"MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
                                                   "LOSS_WEIGHTS", "BATCH_SIZE", "IMAGE_SHAPE",
-                                                  "IMAGE_META_SIZE", "BATCH_NORM_MOMENTUM"})
+                                                  "IMAGE_META_SIZE", "BATCH_NORM_MOMENTUM",
+                                                  "KEEP_CHECKPOINTS"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -176,7 +179,7 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 8     # + BATCH_NORM_MOMENTUM, ours
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 9     # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS: ours
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])

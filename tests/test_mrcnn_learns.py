@@ -33,6 +33,7 @@ class OverfitConfig(Config):
     VALIDATION_STEPS = 1
     DETECTION_MIN_CONFIDENCE = 0.5
     LEARNING_RATE = 0.01
+    KEEP_CHECKPOINTS = 1             # 100 epochs of checkpoints would be 5.6 GB
 
 
 def test_overfits_eight_shape_images(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from mrcnn import losses, utils, visualize
 from mrcnn.config import Config
-from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows
+from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows, WeightsCheckpoint
 from tests.shapes import CLASS_NAMES, ShapesDataset
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "photos"
@@ -48,7 +48,7 @@ def shapes():
 
 
 def test_train_checkpoints_and_resume_counting_on(tmp_path, shapes):
-    config = TinyConfig()
+    config = TinyConfig(KEEP_CHECKPOINTS=1)
     model = MaskRCNN("training", config, tmp_path)
     clipping = []
 
@@ -67,6 +67,7 @@ def test_train_checkpoints_and_resume_counting_on(tmp_path, shapes):
     assert again.epoch == 1 and again.log_dir == str(first.parent)
     again.train(shapes, shapes, learning_rate=0.001, epochs=2, layers="all", verbose=0, seed=0)
     assert Path(again.find_last()) == first.parent / "mask_rcnn_tiny_0002.h5"
+    assert not first.exists()                                   # KEEP_CHECKPOINTS = 1
 
     with open(first.parent / "training_log.csv") as f:
         rows = list(csv.DictReader(f))
@@ -76,6 +77,23 @@ def test_train_checkpoints_and_resume_counting_on(tmp_path, shapes):
         assert np.isfinite(float(rows[-1][name])) and np.isfinite(float(rows[-1]["val_" + name]))
     fig = visualize.plot_loss(first.parent / "training_log.csv")
     fig.savefig(tmp_path / "loss.png")
+
+
+def test_keep_checkpoints_leaves_the_newest_of_this_run(tmp_path):
+    network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    (tmp_path / "mask_rcnn_run_0009.h5").write_bytes(b"from an abandoned longer run")
+    (tmp_path / "mask_rcnn_other_0001.h5").write_bytes(b"another config's checkpoint")
+    saver = WeightsCheckpoint(network, tmp_path / "mask_rcnn_run_{epoch:04d}.h5", keep=2)
+    for epoch in range(5):
+        saver.on_epoch_end(epoch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mask_rcnn_other_0001.h5", "mask_rcnn_run_0004.h5", "mask_rcnn_run_0005.h5", "mask_rcnn_run_0009.h5"]
+
+    everything = tmp_path / "all"
+    saver = WeightsCheckpoint(network, everything / "mask_rcnn_run_{epoch:04d}.h5")
+    for epoch in range(3):
+        saver.on_epoch_end(epoch)
+    assert len(list(everything.iterdir())) == 3          # None: Matterport's rule, every epoch kept
 
 
 def test_layer_rules_freeze_the_backbone_for_heads(tmp_path):
