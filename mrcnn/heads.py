@@ -103,10 +103,14 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
 
-    mrcnn_class_logits = _per_roi(keras.layers.Dense, "mrcnn_class_logits", num_classes)(shared)
+    # Fast R-CNN (Girshick 2015, section 2.3): the class and box layers start from N(0, 0.01^2)
+    # and N(0, 0.001^2), so untrained scores are near uniform and untrained deltas near zero.
+    mrcnn_class_logits = _per_roi(keras.layers.Dense, "mrcnn_class_logits", num_classes,
+                                  kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))(shared)
     mrcnn_probs = keras.layers.Activation("softmax", name="mrcnn_class")(mrcnn_class_logits)
 
-    x = _per_roi(keras.layers.Dense, "mrcnn_bbox_fc", num_classes * 4, activation="linear")(shared)
+    x = _per_roi(keras.layers.Dense, "mrcnn_bbox_fc", num_classes * 4, activation="linear",
+                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))(shared)
     mrcnn_bbox = keras.layers.Reshape((-1, num_classes, 4), name="mrcnn_bbox")(x)
     return mrcnn_class_logits, mrcnn_probs, mrcnn_bbox
 

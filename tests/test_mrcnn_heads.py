@@ -195,3 +195,12 @@ def test_full_image_conv_equals_conv2d_in_value_and_gradient(side):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(tape.gradient(a, x), tape.gradient(b, x), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(tape.gradient(a, ours.kernel), tape.gradient(b, reference.kernel), rtol=1e-4, atol=1e-3)
+
+
+def test_untrained_classifier_is_near_uniform_with_near_zero_deltas(full_size_heads):
+    # Fast R-CNN's initialisation (N(0, 0.01^2) logits, N(0, 0.001^2) deltas): Keras' Glorot default
+    # gives logits up to ~0.9 and deltas up to ~1.0 here, a box loss that starts far from zero.
+    logits, probs, bbox, _ = full_size_heads.predict(head_data(2, 3, 14), verbose=0)
+    assert np.abs(logits).max() < 0.5
+    assert probs.max() < 0.1                      # uniform over 14 classes is 0.071
+    assert np.abs(bbox).max() < 0.1

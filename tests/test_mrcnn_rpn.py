@@ -107,3 +107,14 @@ def test_apply_rpn_single_level_keeps_names():
     model = keras.Model(feature_map, list(rpn.apply_rpn(rpn_model, [feature_map])))
     assert {"rpn_class_logits", "rpn_class", "rpn_bbox"} <= {layer.name for layer in model.layers}
     assert [tuple(output.shape) for output in model.outputs] == [(None, 32, 2), (None, 32, 2), (None, 32, 4)]
+
+
+def test_untrained_rpn_predicts_near_zero_deltas_and_even_scores():
+    # Faster R-CNN's initialisation, N(0, 0.01^2): on unit-variance features the untrained deltas
+    # average ~0.06 (Keras' Glorot default: ~0.56, i.e. boxes moved by half a std unit at random).
+    keras.utils.set_random_seed(0)
+    model = rpn.build_rpn_model(anchor_stride=1, anchors_per_location=3, depth=256)
+    features = np.random.default_rng(0).normal(size=(2, 16, 16, 256)).astype(np.float32)
+    logits, _, deltas = model.predict(features, verbose=0)
+    assert np.abs(deltas).mean() < 0.2
+    assert np.abs(logits).max() < 1.0
