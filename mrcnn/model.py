@@ -331,10 +331,11 @@ class WeightsCheckpoint(keras.callbacks.Callback):
     def _delete_older_than_newest(self, saved):
         """Delete checkpoints of this run from before `saved`, all but the newest `keep` (with it)."""
         this = CHECKPOINT_PATTERN.search(saved.name)
+        name, epoch = this.group("name"), int(this.group("epoch"))
         older = []
         for path in saved.parent.glob("mask_rcnn_*.h5"):
             match = CHECKPOINT_PATTERN.search(path.name)
-            if match and match.group("name") == this.group("name") and int(match.group("epoch")) < int(this.group("epoch")):
+            if match and match.group("name") == name and int(match.group("epoch")) < epoch:
                 older.append((int(match.group("epoch")), path))
         for _, path in sorted(older)[:max(0, len(older) - (self.keep - 1))]:
             path.unlink(missing_ok=True)

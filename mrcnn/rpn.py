@@ -15,9 +15,9 @@ from keras import layers
 def _paper_init():
     """Faster R-CNN (Ren et al. 2015, section 3.1.3): new layers start from N(0, 0.01^2), biases 0.
 
-    Keras' default (Glorot uniform) makes the untrained box branch predict deltas of several
-    RPN_BBOX_STD_DEV units; from random weights its loss then starts near 3 instead of 1 and
-    drags the shared features around for the first hundred iterations.
+    With Keras' default (Glorot uniform) the untrained box branch predicts deltas of about half
+    an RPN_BBOX_STD_DEV unit at random; from random weights its loss then starts near 3.3
+    instead of 0.9 and was still 2.5 after 32 iterations (README, "new layers").
     """
     return keras.initializers.RandomNormal(stddev=0.01)
 
