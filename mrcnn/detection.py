@@ -1,11 +1,18 @@
 """DetectionLayer: turn the classifier head's per-ROI outputs into final detections.
 
-Per image: each ROI takes its most likely class (ROIs whose best class is the background are
-dropped, as are zero-padding ROIs), is refined by that class's predicted deltas (times
-BBOX_STD_DEV) and clipped to the image window (the part of the padded input that holds the
-picture). Detections scoring below DETECTION_MIN_CONFIDENCE are dropped, non-maximum
-suppression at DETECTION_NMS_THRESHOLD runs separately for every class, and the best
-DETECTION_MAX_INSTANCES by score are kept.
+Per image, every (ROI, foreground class) pair is a candidate, scored by that class's probability
+and boxed by the ROI refined with that class's predicted deltas (times BBOX_STD_DEV), clipped to
+the image window (the part of the padded input that holds the picture). Zero-padding ROIs and
+candidates scoring below DETECTION_MIN_CONFIDENCE are dropped, non-maximum suppression at
+DETECTION_NMS_THRESHOLD runs separately for every class, and the best DETECTION_MAX_INSTANCES by
+score are kept. This is the per-class rule of Faster R-CNN and the Mask R-CNN paper's evaluation.
+
+Matterport kept only each ROI's most likely class and dropped ROIs whose best class was the
+background. With DETECTION_MIN_CONFIDENCE >= 0.5 (Matterport's default is 0.7) the two rules give
+the same detections: probabilities sum to 1, so a class above 0.5 is the ROI's most likely one.
+Below 0.5 they differ: an ROI may give several classes, and a young model that still calls
+everything background gives its best foreground guesses instead of nothing, which is what COCO
+AP ranks (measured in bench/bench_learning.py; torchvision does the same).
 
 Output rows are [y1, x1, y2, x2, class_id, score], boxes normalised to the resized (padded)
 image, best first, zero rows as padding -- Matterport's layout.
@@ -64,22 +71,18 @@ class DetectionLayer(keras.layers.Layer):
         rois = tf.cast(rois, tf.float32)
         probs = tf.cast(probs, tf.float32)
         deltas = tf.cast(deltas, tf.float32)
-        class_count = tf.shape(probs)[2]
 
-        class_ids = tf.argmax(probs, axis=2, output_type=tf.int32)                 # (B, N)
-        scores = tf.reduce_max(probs, axis=2)
-        class_deltas = tf.gather(deltas, class_ids, batch_dims=2)                   # (B, N, 4)
-        class_deltas = class_deltas * tf.constant(self.bbox_std_dev, tf.float32)
-        boxes = apply_box_deltas_graph(rois, class_deltas)
-        boxes = clip_boxes_graph(boxes, normalised_windows_graph(image_meta)[:, None, :])
+        foreground = probs[:, :, 1:]                                                # (B, N, C-1)
+        class_deltas = deltas[:, :, 1:, :] * tf.constant(self.bbox_std_dev, tf.float32)
+        boxes = apply_box_deltas_graph(rois[:, :, None, :], class_deltas)         # (B, N, C-1, 4)
+        boxes = clip_boxes_graph(boxes, normalised_windows_graph(image_meta)[:, None, None, :])
 
-        is_roi = tf.reduce_any(tf.not_equal(rois, 0.0), axis=2)
-        keep = is_roi & (class_ids > 0) & (scores >= self.min_confidence) & (scores > 0.0)
-        # One score column per foreground class, non-zero only in the ROI's own class, so the
-        # batched NMS below suppresses boxes of one class only and then ranks all classes together.
-        per_class = tf.one_hot(class_ids, class_count)[:, :, 1:] * tf.where(keep, scores, 0.0)[..., None]
+        is_roi = tf.reduce_any(tf.not_equal(rois, 0.0), axis=2)[..., None]          # (B, N, 1)
+        keep = is_roi & (foreground >= self.min_confidence) & (foreground > 0.0)
+        # Each class's candidates have their own boxes: the batched NMS suppresses within a class
+        # only, then ranks all classes together (a dropped candidate scores 0, below the threshold).
         nms_boxes, nms_scores, nms_classes, valid = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :], per_class,
+            boxes, tf.where(keep, foreground, 0.0),
             max_output_size_per_class=self.max_instances, max_total_size=self.max_instances,
             iou_threshold=self.nms_threshold, score_threshold=0.0, pad_per_class=False, clip_boxes=False)
 

@@ -35,22 +35,26 @@ def random_head_outputs(rng, batch, roi_count, padding=0):
     return rois.astype(np.float32), probs.astype(np.float32), deltas.astype(np.float32)
 
 
-def brute_force_detections(rois, probs, deltas, meta_row_, config):
-    """The documented recipe for one image, roi by roi and class by class, in numpy."""
+def brute_force_detections(rois, probs, deltas, meta_row_, config, best_class_only=False):
+    """The documented recipe for one image, roi by roi and class by class, in numpy.
+
+    best_class_only: Matterport's rule instead (each ROI's most likely class, background dropped).
+    """
     parsed = meta.parse_image_meta(meta_row_[None])
     window = utils.norm_boxes(parsed["window"][0], parsed["image_shape"][0][:2])
     candidates = []
     for n in range(len(rois)):
         if not np.any(rois[n] != 0):
             continue
-        class_id = int(np.argmax(probs[n]))
-        score = float(probs[n, class_id])
-        if class_id == 0 or score < config.DETECTION_MIN_CONFIDENCE:
-            continue
-        box = utils.apply_box_deltas(rois[n:n + 1], deltas[n, class_id:class_id + 1] * config.BBOX_STD_DEV)[0]
-        box = np.array([np.clip(box[0], window[0], window[2]), np.clip(box[1], window[1], window[3]),
-                        np.clip(box[2], window[0], window[2]), np.clip(box[3], window[1], window[3])])
-        candidates.append((box, class_id, score))
+        classes = [int(np.argmax(probs[n]))] if best_class_only else range(1, probs.shape[1])
+        for class_id in classes:
+            score = float(probs[n, class_id])
+            if class_id == 0 or score < config.DETECTION_MIN_CONFIDENCE or score <= 0:
+                continue
+            box = utils.apply_box_deltas(rois[n:n + 1], deltas[n, class_id:class_id + 1] * config.BBOX_STD_DEV)[0]
+            box = np.array([np.clip(box[0], window[0], window[2]), np.clip(box[1], window[1], window[3]),
+                            np.clip(box[2], window[0], window[2]), np.clip(box[3], window[1], window[3])])
+            candidates.append((box, class_id, score))
     kept = []
     for class_id in sorted({c for _, c, _ in candidates}):
         mine = [(b, s) for b, c, s in candidates if c == class_id]
@@ -86,8 +90,7 @@ def test_detections_match_brute_force_on_random_inputs():
         expected, kept = brute_force_detections(rois[image], probs[image], deltas[image], metas[image], config)
         assert kept > 0
         assert np.allclose(ours[image], expected, atol=1e-5)
-        candidates = np.sum((probs[image].argmax(1) > 0) & (probs[image].max(1) >= 0.3)
-                            & np.any(rois[image] != 0, axis=1))
+        candidates = np.sum((probs[image][:, 1:] >= 0.3) & np.any(rois[image] != 0, axis=1)[:, None])
         suppressed_something |= kept < candidates
     assert suppressed_something
 
@@ -100,6 +103,30 @@ def test_max_instances_cut_keeps_the_best_scores():
     expected, kept = brute_force_detections(rois[0], probs[0], deltas[0], meta_row((0, 0, 128, 128)), config)
     assert kept == 4 and np.allclose(ours, expected, atol=1e-5)
     assert np.all(np.diff(ours[:, 5]) <= 0)
+
+
+def test_matterports_best_class_rule_from_a_confidence_of_one_half():
+    """Above 0.5 only an ROI's most likely class can pass, so per-class = Matterport's argmax rule."""
+    rng = np.random.default_rng(3)
+    rois, probs, deltas = random_head_outputs(rng, 1, 80)
+    metas = meta_row((0, 0, 128, 128))
+    for confidence in (0.5, 0.7):
+        config = small_config(DETECTION_MAX_INSTANCES=80, DETECTION_MIN_CONFIDENCE=confidence)
+        ours = DetectionLayer(config)([rois, probs, deltas, metas[None]]).numpy()[0]
+        expected, kept = brute_force_detections(rois[0], probs[0], deltas[0], metas, config, best_class_only=True)
+        assert kept > 0 and np.allclose(ours, expected, atol=1e-5)
+
+
+def test_below_one_half_an_roi_gives_every_class_that_passes():
+    """A young model's ROI that is mostly background still offers its foreground guesses."""
+    config = small_config(DETECTION_MIN_CONFIDENCE=0.05)
+    rois = np.array([[[0.2, 0.2, 0.5, 0.5]]], np.float32)
+    probs = np.array([[[0.6, 0.25, 0.0, 0.1, 0.05]]], np.float32)     # background is the best class
+    ours = DetectionLayer(config)([rois, probs, np.zeros((1, 1, CLASSES, 4), np.float32),
+                                   meta_row((0, 0, 128, 128))[None]]).numpy()[0]
+    assert np.allclose(ours[:3, 4:], [[1, 0.25], [3, 0.1], [4, 0.05]])
+    assert np.allclose(ours[:3, :4], [0.2, 0.2, 0.5, 0.5])
+    assert np.all(ours[3:] == 0)
 
 
 def test_background_and_low_scores_give_only_zero_rows():
