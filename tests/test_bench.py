@@ -29,6 +29,15 @@ def test_learning_rate_warms_up_linearly_then_stays():
     assert bench_learning.learning_rate_at(0, 0.01, 0) == 0.01
 
 
+def test_learning_verdict_compares_at_the_printed_resolution():
+    at_least = bench_learning._at_least
+    assert at_least({"ap50": 0.0}, {"ap50": 0.0004}, "ap50") is True          # both print 0.000
+    assert at_least({"ap50": 0.0}, {"ap50": 0.0006}, "ap50") is False         # 0.000 against 0.001
+    assert at_least({"ap50": 0.7}, {"ap50": 0.6}, "ap50") is True
+    assert at_least({"ap50": 0.7}, None, "ap50") is None
+    assert at_least({"ap50_bn": None}, {"ap50_bn": 0.1}, "ap50_bn") is None
+
+
 @pytest.mark.parametrize("argv", [["--size", "100"], ["--batch", "0"], ["--train-images", "2", "--batch", "4"],
                                   ["--lr", "0"], ["--iterations", "0"], ["--minutes", "-1"]])
 def test_bad_learning_bench_arguments_are_refused(argv, capsys):
