@@ -33,9 +33,12 @@ time. One line per checkpoint, then a table, also written as JSON to --out.
 
     .venv/bin/python bench/bench_learning.py                      # 25 min each, checkpoint every 5
     .venv/bin/python bench/bench_learning.py --iterations 20 --eval-every 10 --threads 2
-    python bench/bench_learning.py --only theirs --device cuda --iterations 2000 --eval-every 250
+    python bench/bench_learning.py --only theirs --device cuda --iterations 368 --eval-every 92 --out theirs.json
+    .venv/bin/python bench/bench_learning.py --only ours --iterations 368 --eval-every 92 --compare-with theirs.json
 
---only theirs needs no TensorFlow (a GPU machine with torch alone); --only ours no torch.
+--only theirs needs no TensorFlow (a GPU machine with torch alone); --only ours no torch. --compare-with puts
+the other side's checkpoints from an earlier --only run beside this run's (by iterations only: minutes on two
+machines do not compare; the data, schedule and checkpoints must be the same, or it says which setting differs).
 TensorFlow uses its GPU when it sees one; torch uses --device (auto: cuda when available).
 """
 import argparse
@@ -437,6 +440,34 @@ class Worker:
 
 # -- the comparison ---------------------------------------------------------------------------
 
+COMPARED_SETTINGS = ("size", "batch", "train_images", "eval_images", "lr", "warmup", "seed", "bn_batches")
+
+
+def load_other_side(path, args):
+    """The other side's checkpoints and device from an earlier `--only` run's JSON, checked to compare with this run."""
+    side = "theirs" if args.only == "ours" else "ours"
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"--compare-with {path}: cannot read it as JSON ({error})") from None
+    settings, checkpoints = (saved.get("settings"), saved.get("checkpoints")) if isinstance(saved, dict) else (0, 0)
+    if not isinstance(settings, dict) or not isinstance(checkpoints, list):
+        raise SystemExit(f"--compare-with {path}: not a bench_learning.py result (no settings and checkpoints)")
+    if settings.get("iterations") is None:
+        raise SystemExit(f"--compare-with {path}: that run trained by minutes; only runs by --iterations compare")
+    differ = [f"{name} {settings.get(name)!r} there, {getattr(args, name)!r} here"
+              for name in COMPARED_SETTINGS if settings.get(name) != getattr(args, name)]
+    if differ:
+        raise SystemExit(f"--compare-with {path}: not the same bench: " + "; ".join(differ))
+    by_target = {row.get("target"): row.get(side) for row in checkpoints if isinstance(row, dict)}
+    missing = [target for target in checkpoint_targets(args) if not by_target.get(target)]
+    if missing:
+        raise SystemExit(f"--compare-with {path}: no {side} checkpoint at iteration(s) "
+                         f"{', '.join(map(str, missing))}")
+    device = (saved.get("speed") or {}).get(side, {}).get("device", "?")
+    return side, by_target, f"{device} (from {path})"
+
+
 def _score(value, width=0):
     return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
 
@@ -501,6 +532,8 @@ def parse_args(argv):
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="torch's device (auto: cuda when available)")
     parser.add_argument("--only", choices=("ours", "theirs"), help="run one side only")
+    parser.add_argument("--compare-with", metavar="JSON",
+                        help="with --only and --iterations: the other side from an earlier --only run's --out file")
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_learning.json"), help="JSON results file")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--worker", choices=tuple(LEARNERS), help=argparse.SUPPRESS)
@@ -520,6 +553,9 @@ def parse_args(argv):
             parser.error("--iterations and --eval-every must be >= 1")
     elif args.minutes <= 0 or args.every <= 0:
         parser.error("--minutes and --every must be > 0")
+    if args.compare_with and (args.only is None or args.iterations is None):
+        parser.error("--compare-with needs --only (the side this run trains) and --iterations "
+                     "(minutes on two machines do not compare)")
     return args
 
 
@@ -542,7 +578,10 @@ def main(argv=None):
         raise SystemExit(f"torch/torchvision are not installed (or use --only ours). Install:\n  "
                          f"{reference.TORCH_INSTALL}")
 
-    workers, devices = [], {}
+    workers, devices, other, saved = [], {}, None, {}
+    if args.compare_with:
+        other, saved, devices[other] = load_other_side(args.compare_with, args)
+        print(f"  {other}: {devices[other]}")
     try:
         for name in names:                 # one at a time: building a model is work for the cores too
             worker = Worker(name, argv)
@@ -552,6 +591,8 @@ def main(argv=None):
         rows = []
         for target in checkpoint_targets(args):
             row = {"target": target, "ours": None, "theirs": None}
+            if other:
+                row[other] = saved[target]
             for worker in workers:          # taking turns: only one side trains at any time
                 row[worker.name] = worker.run_chunk()
             for key in SCORES:
@@ -566,7 +607,7 @@ def main(argv=None):
 
     print_table(rows, unit)
     speeds = {}
-    for name in names:
+    for name in devices:
         last = rows[-1][name]
         speeds[name] = {"device": devices[name], "seconds_per_iteration": last["seconds_per_iteration"],
                         "first_iteration_seconds": last["first_iteration_seconds"]}

@@ -3,6 +3,7 @@
 The benches themselves run for minutes (bench/*.py); these checks keep their schedule, their
 argument checks and their memory verdicts right without running a model.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -39,11 +40,100 @@ def test_learning_verdict_compares_at_the_printed_resolution():
 
 
 @pytest.mark.parametrize("argv", [["--size", "100"], ["--batch", "0"], ["--train-images", "2", "--batch", "4"],
-                                  ["--lr", "0"], ["--iterations", "0"], ["--minutes", "-1"]])
+                                  ["--lr", "0"], ["--iterations", "0"], ["--minutes", "-1"],
+                                  ["--only", "ours", "--compare-with", "x.json"],
+                                  ["--iterations", "8", "--compare-with", "x.json"]])
 def test_bad_learning_bench_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         bench_learning.parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def _entry(iterations, ap50, device="cpu"):
+    """One side's checkpoint report, as a worker sends it."""
+    return {"iterations": iterations, "train_minutes": iterations / 60, "seconds_per_iteration": 1.0,
+            "first_iteration_seconds": 2.0, "chunk_loss": 1.0, "ap50": ap50, "ap": ap50 / 2,
+            "ap50_bn": ap50, "ap_bn": ap50 / 2}
+
+
+def _saved_run(tmp_path, argv, side, ap50s):
+    """The --out file of an earlier one-side run: settings from its own arguments, one row per checkpoint."""
+    args = bench_learning.parse_args(argv)
+    rows = [{"target": target, "ours": None, "theirs": None, side: _entry(target, ap50)}
+            for target, ap50 in zip(bench_learning.checkpoint_targets(args), ap50s)]
+    settings = {key: value for key, value in vars(args).items() if key != "worker"}
+    path = tmp_path / f"{side}.json"
+    bench_learning.write_json_atomic(path, {"settings": settings, "speed": {side: {"device": "cuda"}},
+                                            "checkpoints": rows})
+    return path
+
+
+THEIRS_RUN = ["--only", "theirs", "--iterations", "8", "--eval-every", "4", "--device", "cuda", "--threads", "16"]
+
+
+def test_other_side_is_read_back_from_an_earlier_run(tmp_path):
+    path = _saved_run(tmp_path, THEIRS_RUN, "theirs", [0.25, 0.5])
+    args = bench_learning.parse_args(["--only", "ours", "--iterations", "8", "--eval-every", "4",
+                                      "--compare-with", str(path)])
+    side, by_target, device = bench_learning.load_other_side(path, args)
+    assert side == "theirs" and device == f"cuda (from {path})"
+    assert [by_target[4]["ap50"], by_target[8]["ap50"]] == [0.25, 0.5]
+    fewer = bench_learning.parse_args(["--only", "ours", "--iterations", "4", "--compare-with", str(path)])
+    assert bench_learning.load_other_side(path, fewer)[1][4]["iterations"] == 4      # a prefix of its checkpoints
+
+
+@pytest.mark.parametrize("ours_argv, saved_argv, message", [
+    (["--seed", "1"], THEIRS_RUN, "seed 0 there, 1 here"),
+    (["--lr", "0.02", "--batch", "2"], THEIRS_RUN, "batch 4 there, 2 here; lr 0.01 there, 0.02 here"),
+    (["--eval-every", "3"], THEIRS_RUN, "no theirs checkpoint at iteration(s) 3, 6"),
+    ([], ["--only", "theirs", "--minutes", "1"], "trained by minutes"),
+])
+def test_an_earlier_run_that_does_not_compare_is_refused_by_name(tmp_path, ours_argv, saved_argv, message):
+    path = _saved_run(tmp_path, saved_argv, "theirs", [0.5, 0.5])
+    args = bench_learning.parse_args(["--only", "ours", "--iterations", "8", "--eval-every", "4",
+                                      "--compare-with", str(path), *ours_argv])
+    with pytest.raises(SystemExit) as refused:
+        bench_learning.load_other_side(path, args)
+    assert str(path) in str(refused.value) and message in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"settings": {}}'])
+def test_a_file_that_is_no_bench_result_is_refused_by_name(tmp_path, text):
+    path = tmp_path / "other.json"
+    path.write_text(text)
+    args = bench_learning.parse_args(["--only", "ours", "--iterations", "8", "--compare-with", str(path)])
+    with pytest.raises(SystemExit) as refused:
+        bench_learning.load_other_side(path, args)
+    assert str(path) in str(refused.value)
+
+
+def test_compare_with_puts_the_saved_side_beside_this_run_and_gives_the_verdict(tmp_path, monkeypatch, capsys):
+    path = _saved_run(tmp_path, THEIRS_RUN, "theirs", [0.25, 0.5])
+
+    class OursWithoutAModel:              # stands in for the worker subprocess: AP 0.3, then 0.4
+        def __init__(self, name, argv):
+            self.name, self.scores = name, iter([0.3, 0.4])
+
+        def report(self, kind):
+            return {"device": "cpu"}
+
+        def run_chunk(self):
+            ap50 = next(self.scores)
+            return _entry(4 if ap50 < 0.35 else 8, ap50)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(bench_learning, "Worker", OursWithoutAModel)
+    out = tmp_path / "ours.json"
+    assert bench_learning.main(["--only", "ours", "--iterations", "8", "--eval-every", "4", "--compare-with",
+                                str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "theirs: cuda (from" in printed
+    assert "goal ours >= theirs (mask AP50, as trained) at every checkpoint: NOT met" in printed   # 0.4 < 0.5
+    rows = json.loads(out.read_text())["checkpoints"]
+    assert [(row["ours"]["ap50"], row["theirs"]["ap50"]) for row in rows] == [(0.3, 0.25), (0.4, 0.5)]
+    assert [row["ours_at_least_theirs_ap50"] for row in rows] == [True, False]
 
 
 def test_big_training_memory_line_on_a_gpu_and_on_a_cpu():
