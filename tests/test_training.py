@@ -112,7 +112,7 @@ def test_settle_batch_norm_writes_the_measured_statistics_into_the_last_checkpoi
     model.set_log_dir()
     checkpoint = Path(model.checkpoint_path.format(epoch=1))
     save_weights(model.keras_model, checkpoint)
-    assert np.allclose(_moving_variance(checkpoint, "bn_conv1"), 1.0)                  # a new layer's statistics: variance 1
+    assert np.allclose(_moving_variance(checkpoint, "bn_conv1"), 1.0)      # a new layer's variance: 1
 
     assert training.settle_batch_norm(model, dataset, batches=2) == checkpoint
     layer = next(b for b in batch_norm_layers(model.keras_model) if b.name == "bn_conv1")
