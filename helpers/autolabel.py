@@ -8,7 +8,8 @@ against a list in another order and so labelled tops as skirts (`compare_matchin
 
 - `mask_to_polygons`: a detection mask as simplified outer polygons.
 - `autolabel_folder`: the whole folder, resumable, written as VIA 2 and COCO, with a report.
-- `filter_labels`: keep the labels with enough instances (the original kept 9).
+- `filter_labels`: keep the labels with enough instances (the original kept 9);
+  `require_enough_labels` stops with what to change when too few photos are left.
 - `measure_against_truth`: how well the labels match a synthetic set's hidden truth.
 """
 import os
@@ -437,6 +438,26 @@ def filter_labels(coco, min_per_class):
         return sorted(((c["name"], counts[c["id"]]) for c in categories), key=lambda item: (-item[1], item[0]))
     dropped = [c for c in coco["categories"] if c["id"] not in new_id]
     return FilteredLabels(filtered, by_count(kept_categories), by_count(dropped))
+
+
+MIN_IMAGES_TO_SPLIT = 3     # one photo at least in each of train, val and test
+
+
+def require_enough_labels(filtered, report, min_per_class, min_images=MIN_IMAGES_TO_SPLIT):
+    """Raise a DataError saying what to change when too few photos are left to train model-2 on.
+
+    filtered: `filter_labels`' answer; report: the AutoLabelReport of the same run (for its
+    counts). Returns `filtered` when at least `min_images` photos keep a label.
+    """
+    photos = len(filtered.coco["images"])
+    if photos >= min_images:
+        return filtered
+    below = report.skipped.get("below confidence", [])
+    raise DataError(
+        f"Only {photos} photo(s) keep a label with at least {min_per_class} instances; model-2 needs "
+        f"{min_images} (train, val and test). Model-1 labelled {report.labelled} of {report.images_seen} "
+        f"photos ({len(below)} detections below confidence); labels dropped: {filtered.dropped or 'none'}. "
+        f"Train model-1 longer (notebook 04), or lower MIN_CONFIDENCE or MIN_PER_CLASS and run this again.")
 
 
 def _category_class(category):

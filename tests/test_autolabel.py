@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from helpers.autolabel import (AutoLabelReport, compare_matching, filter_labels, mask_to_polygons,
-                               measure_against_truth, autolabel_folder)
+from helpers.autolabel import (AutoLabelReport, autolabel_folder, compare_matching, filter_labels,
+                               mask_to_polygons, measure_against_truth, require_enough_labels)
 from helpers.convert import via_to_coco
+from helpers.io import DataError
 from helpers.modanet import CLASS_NAMES, class_slug
 from helpers.sample import generate_custom_set
 from mrcnn.utils import read_image_rgb
@@ -397,6 +398,21 @@ def test_filter_labels_keeps_labels_with_enough_instances():
     assert filter_labels(coco, 0).dropped == []
     with pytest.raises(ValueError, match="min_per_class"):
         filter_labels(coco, -1)
+
+
+def test_require_enough_labels_says_what_to_change():
+    coco = _toy_coco({"skirt_yaz": 2, "top_kis": 1})
+    report = AutoLabelReport(images_seen=10, labelled=3, skipped={"below confidence": ["a.jpg"] * 7})
+    with pytest.raises(DataError) as raised:
+        require_enough_labels(filter_labels(coco, 3), report, 3)
+    message = str(raised.value)
+    for words in ("Only 0 photo(s)", "at least 3 instances", "labelled 3 of 10", "7 detections below",
+                  "('skirt_yaz', 2)", "MIN_CONFIDENCE", "notebook 04"):
+        assert words in message
+    enough = filter_labels(coco, 1)                              # 3 photos: one for each split
+    assert require_enough_labels(enough, report, 1) is enough
+    with pytest.raises(DataError, match="Only 3 photo"):
+        require_enough_labels(enough, report, 1, min_images=4)
 
 
 def _auto_from_truth(truth, pick):
