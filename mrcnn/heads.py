@@ -116,14 +116,15 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None):
+                         roi_image_ids=None, logits=False):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
     sigmoid probabilities; the mask of class c is channel c.
     With `roi_image_ids` (1, K), rois are instead (1, K, 4), the rows of several images packed
     along one axis (roi_image_ids[0, k] is row k's image), and the result is (1, K, ...): training
-    uses it to run the head on the positive ROIs only.
+    uses it to run the head on the positive ROIs only. With `logits`, the last layer (same name and
+    weights) gives the scores before the sigmoid: training computes its loss on those.
     """
     if roi_image_ids is None:
         x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
@@ -138,4 +139,4 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
                  activation="relu")(x)
     return _per_roi(keras.layers.Conv2D, "mrcnn_mask", num_classes, (1, 1), strides=1,
-                    activation="sigmoid")(x)
+                    activation=None if logits else "sigmoid")(x)

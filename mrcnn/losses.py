@@ -98,18 +98,22 @@ def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox):
     return _mean_or_zero(smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive)))
 
 
-def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks):
+def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):
     """Mask head loss: per-pixel binary cross-entropy on positive ROIs, target class's channel only.
 
     target_masks (B, T, h, w) in {0, 1}; target_class_ids (B, T); pred_masks (B, T, h, w, C)
-    sigmoid probabilities.
+    sigmoid probabilities (Matterport's signature), or with `from_logits` the scores before the
+    sigmoid. Training passes logits: on probabilities the loss must clip them away from 0 and 1,
+    and a pixel whose sigmoid has saturated on the wrong side then gets no gradient at all
+    (float32's sigmoid is 1.0 from a score of about 17), while the loss on logits still pulls it back.
     """
     class_ids = tf.cast(target_class_ids, tf.int32)
     positive = class_ids > 0
     by_class = tf.transpose(tf.cast(pred_masks, tf.float32), [0, 1, 4, 2, 3])          # (B, T, C, h, w)
-    predicted = tf.gather(by_class, class_ids, batch_dims=2)                            # (B, T, h, w)
-    predicted = tf.clip_by_value(tf.boolean_mask(predicted, positive),
-                                 PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON)
+    predicted = tf.boolean_mask(tf.gather(by_class, class_ids, batch_dims=2), positive)  # (P, h, w)
     targets = tf.boolean_mask(tf.cast(target_masks, tf.float32), positive)
+    if from_logits:
+        return _mean_or_zero(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=predicted))
+    predicted = tf.clip_by_value(predicted, PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON)
     losses = -(targets * tf.math.log(predicted) + (1.0 - targets) * tf.math.log(1.0 - predicted))
     return _mean_or_zero(losses)

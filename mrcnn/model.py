@@ -191,9 +191,9 @@ def build_network(mode, config):
         # packed over the batch, which gives the same loss as running it on every row.
         mask_rois = PositiveRows(name="positive_rois")([target_class_ids, rois])
         mask_image_ids = PositiveImageIds(name="positive_image_ids")(target_class_ids)
-        mrcnn_mask = build_fpn_mask_graph(mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE,
-                                          config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                          roi_image_ids=mask_image_ids)
+        mrcnn_mask_logits = build_fpn_mask_graph(
+            mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE, config.NUM_CLASSES,
+            train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
         target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
         inputs = {
@@ -205,7 +205,7 @@ def build_network(mode, config):
         outputs = {
             "rpn_class_logits": rpn_class_logits, "rpn_class": rpn_class, "rpn_bbox": rpn_bbox,
             "mrcnn_class_logits": mrcnn_class_logits, "mrcnn_class": mrcnn_class, "mrcnn_bbox": mrcnn_bbox,
-            "mrcnn_mask": mrcnn_mask, "rpn_rois": rpn_rois, "rois": rois,
+            "mrcnn_mask_logits": mrcnn_mask_logits, "rpn_rois": rpn_rois, "rois": rois,
             "target_class_ids": target_class_ids, "target_bbox": target_bbox, "target_mask": target_mask,
             "mask_class_ids": mask_class_ids,
         }
@@ -264,7 +264,7 @@ def compute_losses(config, batch, outputs):
         "mrcnn_bbox_loss": losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"],
                                                         outputs["mrcnn_bbox"]),
         "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["mask_class_ids"],
-                                                        outputs["mrcnn_mask"]),
+                                                        outputs["mrcnn_mask_logits"], from_logits=True),
     }
 
 

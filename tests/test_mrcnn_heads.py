@@ -96,6 +96,20 @@ def test_symbolic_shapes_with_unknown_roi_count():
     assert clone.get_layer("mrcnn_mask_bn2").layer.train_bn is True
 
 
+def test_mask_head_logits_are_the_scores_before_the_sigmoid():
+    rois, meta, maps = head_inputs(4, 3, channels=8)
+    probabilities = build_fpn_mask_graph(rois, maps, meta, 4, 3)
+    model = keras.Model([rois, meta] + maps, probabilities)
+    rois2, meta2, maps2 = head_inputs(4, 3, channels=8)
+    logits = keras.Model([rois2, meta2] + maps2, build_fpn_mask_graph(rois2, maps2, meta2, 4, 3, logits=True))
+    assert [w.shape for w in logits.weights] == [w.shape for w in model.weights]
+    logits.set_weights(model.get_weights())
+    data = head_data(1, 4, 3, channels=8)
+    scores = logits.predict(data, verbose=0)
+    assert scores.min() < 0.0 or scores.max() > 1.0                  # raw scores, not probabilities
+    np.testing.assert_allclose(model.predict(data, verbose=0), 1 / (1 + np.exp(-scores)), atol=1e-5)
+
+
 def test_roi_time_distributed_equals_stock_time_distributed():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 5, 6, 6, 3)).astype(np.float32)

@@ -202,3 +202,28 @@ def test_all_losses_trace_in_a_tf_function(positives):
     gradients = tape.gradient(value, args)
     assert all(g is None or np.isfinite(g.numpy()).all() for g in gradients)
     assert float(value) > 0   # mrcnn_class_loss always contributes (background targets)
+
+
+def test_mrcnn_mask_loss_from_logits_equals_the_probability_form_and_keeps_its_gradient_when_saturated():
+    rng = np.random.default_rng(2)
+    targets = (rng.uniform(size=(1, 2, 4, 4)) > 0.5).astype(np.float32)
+    target_ids = np.array([[1, 2]], np.int32)
+    scores = rng.normal(0, 2, (1, 2, 4, 4, 3)).astype(np.float32)
+    probabilities = (1 / (1 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
+    on_logits = float(losses.mrcnn_mask_loss_graph(targets, target_ids, scores, from_logits=True))
+    on_probabilities = float(losses.mrcnn_mask_loss_graph(targets, target_ids, probabilities))
+    assert np.isclose(on_logits, on_probabilities, rtol=1e-4)
+    # Every pixel confidently wrong: a score of 30 where the target is 0. The sigmoid is 1.0 in
+    # float32, so the probability form is clipped and has no gradient; the logit form has
+    # d/ds = sigmoid(s) - target = 1 per pixel, over 16 pixels.
+    wrong = np.zeros((1, 1, 4, 4), np.float32)
+    scores = np.full((1, 1, 4, 4, 2), 30.0, np.float32)
+    value, gradient = value_and_gradients(
+        lambda t, i, s: losses.mrcnn_mask_loss_graph(t, i, s, from_logits=True), wrong, np.array([[1]]), scores,
+        watch=2)
+    assert np.isclose(value, 30.0, rtol=1e-5)
+    assert np.allclose(gradient[0, 0, :, :, 1], 1 / 16, rtol=1e-5) and np.all(gradient[..., 0] == 0)
+    saturated = tf.sigmoid(tf.constant(scores)).numpy()
+    assert np.all(saturated == 1.0)
+    _, gradient = value_and_gradients(losses.mrcnn_mask_loss_graph, wrong, np.array([[1]]), saturated, watch=2)
+    assert np.all(gradient == 0)
