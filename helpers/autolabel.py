@@ -456,7 +456,7 @@ def require_enough_labels(filtered, report, min_per_class, min_images=MIN_IMAGES
     raise DataError(
         f"Only {photos} photo(s) keep a label with at least {min_per_class} instances; model-2 needs "
         f"{min_images} (train, val and test). Model-1 labelled {report.labelled} of {report.images_seen} "
-        f"photos ({len(below)} detections below confidence); labels dropped: {filtered.dropped or 'none'}. "
+        f"photos ({len(below)} had the garment only below confidence); labels dropped: {filtered.dropped or 'none'}. "
         f"Train model-1 longer (notebook 04), or lower MIN_CONFIDENCE or MIN_PER_CLASS and run this again.")
 
 

@@ -406,7 +406,7 @@ def test_require_enough_labels_says_what_to_change():
     with pytest.raises(DataError) as raised:
         require_enough_labels(filter_labels(coco, 3), report, 3)
     message = str(raised.value)
-    for words in ("Only 0 photo(s)", "at least 3 instances", "labelled 3 of 10", "7 detections below",
+    for words in ("Only 0 photo(s)", "at least 3 instances", "labelled 3 of 10", "7 had the garment only below",
                   "('skirt_yaz', 2)", "MIN_CONFIDENCE", "notebook 04"):
         assert words in message
     enough = filter_labels(coco, 1)                              # 3 photos: one for each split
