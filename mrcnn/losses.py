@@ -4,8 +4,9 @@ Each returns a float32 scalar: the mean over whatever contributes (anchors, ROIs
 pixels), 0.0 when nothing contributes (an image without positives), and never NaN, so they
 can be summed in a custom train_step. Names and arguments follow Matterport.
 
-Box losses use smooth-L1 (Huber with delta 1, Fast R-CNN): quadratic below a difference of 1,
-linear above, averaged over every coordinate of every contributing box.
+Box losses use smooth-L1 (Fast R-CNN): quadratic below a difference of beta, linear above.
+Matterport's form (beta 1, the mean over every coordinate of every contributing box) is the default
+of each function; the box head can instead take torchvision's (`mrcnn_bbox_loss_graph` with `rois`).
 """
 import tensorflow as tf
 
@@ -13,10 +14,14 @@ import tensorflow as tf
 PROBABILITY_EPSILON = 1e-7
 
 
-def smooth_l1(y_true, y_pred):
-    """Element-wise smooth-L1: 0.5 * d**2 where |d| < 1, else |d| - 0.5, with d = y_true - y_pred."""
+def smooth_l1(y_true, y_pred, beta=1.0):
+    """Element-wise smooth-L1, d = |y_true - y_pred|: 0.5 * d**2 / beta where d < beta, else d - 0.5 * beta.
+
+    Its slope is d / beta up to beta and 1 beyond: a small beta pulls nearly-right boxes as hard
+    as wrong ones (an L1 loss), beta 1 (Matterport) pulls them in proportion to their error.
+    """
     difference = tf.abs(tf.cast(y_true, tf.float32) - tf.cast(y_pred, tf.float32))
-    return tf.where(difference < 1.0, 0.5 * tf.square(difference), difference - 0.5)
+    return tf.where(difference < beta, 0.5 * tf.square(difference) / beta, difference - 0.5 * beta)
 
 
 def _mean_or_zero(values):
@@ -87,15 +92,23 @@ def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids
     return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
 
 
-def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox):
+def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, beta=1.0):
     """Box head loss: smooth-L1 on positive ROIs, using the deltas predicted for the target class.
 
     target_bbox (B, T, 4); target_class_ids (B, T); pred_bbox (B, T, C, 4).
+    Without `rois` (Matterport): the mean over the positive ROIs' coordinates. With `rois`
+    (B, T, 4), the sampled ROIs (torchvision's fastrcnn_loss, with beta 1/9): the sum over the
+    positive ROIs' coordinates divided by the number of sampled ROIs, negatives included and
+    all-zero padding rows left out.
     """
     class_ids = tf.cast(target_class_ids, tf.int32)
     positive = class_ids > 0
     predicted = tf.gather(tf.cast(pred_bbox, tf.float32), class_ids, batch_dims=2)     # (B, T, 4)
-    return _mean_or_zero(smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive)))
+    per_coordinate = smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive), beta)
+    if rois is None:
+        return _mean_or_zero(per_coordinate)
+    sampled = tf.reduce_sum(tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=2), tf.float32))
+    return tf.math.divide_no_nan(tf.reduce_sum(per_coordinate), sampled)
 
 
 def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):

@@ -261,11 +261,18 @@ def compute_losses(config, batch, outputs):
         "mrcnn_class_loss": losses.mrcnn_class_loss_graph(outputs["target_class_ids"],
                                                           outputs["mrcnn_class_logits"], active_class_ids,
                                                           rois=outputs["rois"]),
-        "mrcnn_bbox_loss": losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"],
-                                                        outputs["mrcnn_bbox"]),
+        "mrcnn_bbox_loss": mrcnn_bbox_loss(config, outputs),
         "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["mask_class_ids"],
                                                         outputs["mrcnn_mask_logits"], from_logits=True),
     }
+
+
+def mrcnn_bbox_loss(config, outputs):
+    """The box head's loss in the form config.MRCNN_BBOX_LOSS names (see Config)."""
+    if config.MRCNN_BBOX_LOSS == "matterport":
+        return losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"], outputs["mrcnn_bbox"])
+    return losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"], outputs["mrcnn_bbox"],
+                                        rois=outputs["rois"], beta=1.0 / 9.0)
 
 
 class MaskRCNNTrainer(keras.Model):

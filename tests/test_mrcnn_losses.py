@@ -31,6 +31,14 @@ def test_smooth_l1_values():
     assert abs(near[0] - near[1]) < 1e-5
 
 
+def test_smooth_l1_with_a_small_beta_is_l1_beyond_it():
+    beta = 1.0 / 9.0
+    got = losses.smooth_l1(np.zeros(4, np.float32), np.array([0, 0.05, -0.5, 3], np.float32), beta).numpy()
+    assert np.allclose(got, [0, 0.5 * 0.05 ** 2 / beta, 0.5 - beta / 2, 3 - beta / 2])
+    near = losses.smooth_l1([0.0, 0.0], [beta - 1e-6, beta + 1e-6], beta).numpy()
+    assert abs(near[0] - near[1]) < 1e-5
+
+
 def test_rpn_class_loss_is_cross_entropy_over_non_neutral_anchors():
     match = np.array([[[1], [-1], [0]], [[0], [1], [0]]], np.int32)
     logits = np.array([[[0.5, 2.0], [1.0, -1.0], [9.0, -9.0]], [[3.0, 3.0], [0.2, 0.1], [-5.0, 5.0]]], np.float32)
@@ -135,6 +143,41 @@ def test_mrcnn_bbox_loss_uses_the_target_class_deltas_of_positive_rois():
                                           watch=2)
     assert np.isclose(value, 2.5 / 8)
     assert np.isfinite(gradient).all() and np.count_nonzero(gradient) == 1
+
+
+def test_mrcnn_bbox_loss_torchvision_form_sums_positives_over_the_sampled_rois():
+    beta = 1.0 / 9.0
+    target_ids = np.array([[2, 0, 1, 0]], np.int32)
+    rois = np.array([[[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.3, 0.3], [0.0, 0.0, 0.4, 0.4], [0, 0, 0, 0]]], np.float32)
+    target_bbox = np.zeros((1, 4, 4), np.float32)
+    predicted = np.full((1, 4, 3, 4), 9.0, np.float32)    # wrong everywhere except where it counts
+    predicted[0, 0, 2] = 0.0
+    predicted[0, 2, 1] = 0.0
+    predicted[0, 0, 2, 0] = 3.0                            # far off: linear part
+    predicted[0, 2, 1, 3] = 0.05                           # nearly right: quadratic part
+    value, gradient = value_and_gradients(
+        lambda t, c, p: losses.mrcnn_bbox_loss_graph(t, c, p, rois=rois, beta=beta),
+        target_bbox, target_ids, predicted, watch=2)
+    # 3 sampled ROIs (2 positive, 1 negative; the zero row is padding), the sum over 8 coordinates.
+    assert np.isclose(value, ((3 - beta / 2) + 0.5 * 0.05 ** 2 / beta) / 3, atol=1e-6)
+    assert np.isclose(gradient[0, 0, 2, 0], 1 / 3) and np.isclose(gradient[0, 2, 1, 3], 0.05 / beta / 3)
+    assert np.count_nonzero(gradient) == 2
+    _, matterport = value_and_gradients(losses.mrcnn_bbox_loss_graph, target_bbox, target_ids, predicted, watch=2)
+    assert np.isclose(matterport[0, 2, 1, 3], 0.05 / 8)    # Matterport's pull on the nearly-right box: 24x less
+    value = float(losses.mrcnn_bbox_loss_graph(target_bbox, np.zeros((1, 4), np.int32), predicted, rois=rois,
+                                               beta=beta))
+    assert value == 0.0
+
+
+@pytest.mark.parametrize("form, expected", [("matterport", 2.5 / 4), ("torchvision", (3 - 1 / 18) / 2)])
+def test_config_chooses_the_box_loss_form(form, expected):
+    from mrcnn.model import mrcnn_bbox_loss
+    predicted = np.zeros((1, 2, 2, 4), np.float32)
+    predicted[0, 0, 1, 0] = 3.0
+    outputs = {"target_bbox": tf.zeros((1, 2, 4)), "target_class_ids": tf.constant([[1, 0]]),
+               "mrcnn_bbox": tf.constant(predicted), "rois": tf.constant([[[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6]]])}
+    value = float(mrcnn_bbox_loss(Config(NAME="t", NUM_CLASSES=2, MRCNN_BBOX_LOSS=form), outputs))
+    assert np.isclose(value, expected, atol=1e-6)
 
 
 def test_mrcnn_bbox_loss_without_positives_is_zero():
