@@ -30,6 +30,11 @@ def _mean_or_zero(values):
     return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32))
 
 
+def _real_rows(rois):
+    """(B, T) float32: 1 for the sampled ROIs, 0 for the all-zero padding rows of rois (B, T, 4)."""
+    return tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=2), tf.float32)
+
+
 def _squeeze_match(rpn_match):
     """Anchor match (B, A, 1) or (B, A) -> (B, A) int32."""
     rpn_match = tf.cast(rpn_match, tf.int32)
@@ -87,7 +92,7 @@ def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids
     predicted = tf.argmax(logits, axis=2, output_type=tf.int32)
     weights = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)   # (B, T)
     if rois is not None:
-        weights = weights * tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=2), tf.float32)
+        weights = weights * _real_rows(rois)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids, logits=logits)
     return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
 
@@ -107,8 +112,7 @@ def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, b
     per_coordinate = smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive), beta)
     if rois is None:
         return _mean_or_zero(per_coordinate)
-    sampled = tf.reduce_sum(tf.cast(tf.reduce_any(tf.not_equal(rois, 0), axis=2), tf.float32))
-    return tf.math.divide_no_nan(tf.reduce_sum(per_coordinate), sampled)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_coordinate), tf.reduce_sum(_real_rows(rois)))
 
 
 def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):
