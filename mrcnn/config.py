@@ -91,6 +91,9 @@ class Config:
         "mrcnn_mask_loss": 1.0,
     }
     USE_RPN_ROIS = True
+    RPN_BBOX_LOSS = "matterport"     # RPN box loss: "torchvision" (deltas in box units, smooth-L1 with beta
+                                     # 1/9, summed over the positives, divided by the sampled anchors) or
+                                     # "matterport" (deltas over RPN_BBOX_STD_DEV, beta 1, mean over positives)
     MRCNN_BBOX_LOSS = "torchvision"  # box head loss: "torchvision" (smooth-L1 with beta 1/9, summed over the
                                      # positives, divided by the sampled ROIs) or "matterport" (beta 1, mean
                                      # over the positives); the first learnt faster on the learning bench
@@ -269,8 +272,9 @@ class Config:
         for loss, weight in weights.items():
             if not _is_number(weight) or weight < 0:
                 self._fail("LOSS_WEIGHTS", f"weight of {loss!r} must be a number >= 0")
-        if self.MRCNN_BBOX_LOSS not in ("torchvision", "matterport"):
-            self._fail("MRCNN_BBOX_LOSS", 'must be "torchvision" or "matterport"')
+        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS"):
+            if getattr(self, name) not in ("torchvision", "matterport"):
+                self._fail(name, 'must be "torchvision" or "matterport"')
         for name in ("USE_RPN_ROIS", "TRAIN_BN"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")

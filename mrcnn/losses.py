@@ -6,7 +6,9 @@ can be summed in a custom train_step. Names and arguments follow Matterport.
 
 Box losses use smooth-L1 (Fast R-CNN): quadratic below a difference of beta, linear above.
 Matterport's form (beta 1, the mean over every coordinate of every contributing box) is the default
-of each function; the box head can instead take torchvision's (`mrcnn_bbox_loss_graph` with `rois`).
+of each function; both box losses can instead take torchvision's (beta 1/9, summed and divided by
+the sampled anchors or ROIs): `rpn_bbox_loss_graph(..., form="torchvision")`,
+`mrcnn_bbox_loss_graph` with `rois` and `beta=1/9`.
 """
 import tensorflow as tf
 
@@ -55,17 +57,22 @@ def rpn_class_loss_graph(rpn_match, rpn_class_logits):
     return _mean_or_zero(losses)
 
 
-def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox):
+def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="matterport"):
     """RPN box loss: smooth-L1 between positive anchors' predicted deltas and their targets.
 
     target_bbox (B, R, 4): per image, the targets of its positive anchors in anchor order,
     then zero rows. rpn_match (B, A, 1); rpn_bbox (B, A, 4) predicted deltas. Positives beyond
-    the R target rows of an image are ignored. `config` is unused (kept for Matterport's
-    signature: the batch is handled without a per-image loop).
+    the R target rows of an image are ignored. Both deltas are in units of
+    config.RPN_BBOX_STD_DEV (Matterport's scaling).
+
+    form "matterport": beta 1 on the scaled deltas, the mean over every coordinate of the
+    positives (`config` is then unused). form "torchvision": the deltas back in box units
+    (times RPN_BBOX_STD_DEV), beta 1/9, summed over the positives and divided by the number of
+    sampled anchors (positive and negative), as torchvision's RPN does.
     """
-    del config
     target_bbox = tf.cast(target_bbox, tf.float32)
-    positive = tf.equal(_squeeze_match(rpn_match), 1)
+    match = _squeeze_match(rpn_match)
+    positive = tf.equal(match, 1)
     rank = tf.cumsum(tf.cast(positive, tf.int32), axis=1) - 1        # 0 for an image's first positive
     target_rows = tf.shape(target_bbox)[1]
     positive = tf.logical_and(positive, rank < target_rows)
@@ -73,7 +80,14 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox):
     predicted = tf.boolean_mask(tf.cast(rpn_bbox, tf.float32), positive)
     used_rows = tf.range(target_rows)[None, :] < counts[:, None]
     targets = tf.boolean_mask(target_bbox, used_rows)
-    return _mean_or_zero(smooth_l1(targets, predicted))
+    if form == "matterport":
+        return _mean_or_zero(smooth_l1(targets, predicted))
+    if form != "torchvision":
+        raise ValueError(f'rpn_bbox_loss_graph: form must be "matterport" or "torchvision", not {form!r}')
+    std_dev = tf.constant(config.RPN_BBOX_STD_DEV, tf.float32)
+    sampled = tf.reduce_sum(tf.cast(tf.not_equal(match, 0), tf.float32))
+    return tf.math.divide_no_nan(tf.reduce_sum(smooth_l1(targets * std_dev, predicted * std_dev, 1.0 / 9.0)),
+                                 sampled)
 
 
 def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids, rois=None):

@@ -256,8 +256,7 @@ def compute_losses(config, batch, outputs):
     active_class_ids = parse_image_meta_graph(batch["input_image_meta"])["active_class_ids"]
     return {
         "rpn_class_loss": losses.rpn_class_loss_graph(batch["input_rpn_match"], outputs["rpn_class_logits"]),
-        "rpn_bbox_loss": losses.rpn_bbox_loss_graph(config, batch["input_rpn_bbox"], batch["input_rpn_match"],
-                                                    outputs["rpn_bbox"]),
+        "rpn_bbox_loss": rpn_bbox_loss(config, batch, outputs),
         "mrcnn_class_loss": losses.mrcnn_class_loss_graph(outputs["target_class_ids"],
                                                           outputs["mrcnn_class_logits"], active_class_ids,
                                                           rois=outputs["rois"]),
@@ -265,6 +264,12 @@ def compute_losses(config, batch, outputs):
         "mrcnn_mask_loss": losses.mrcnn_mask_loss_graph(outputs["target_mask"], outputs["mask_class_ids"],
                                                         outputs["mrcnn_mask_logits"], from_logits=True),
     }
+
+
+def rpn_bbox_loss(config, batch, outputs):
+    """The RPN's box loss in the form config.RPN_BBOX_LOSS names (see Config)."""
+    return losses.rpn_bbox_loss_graph(config, batch["input_rpn_bbox"], batch["input_rpn_match"], outputs["rpn_bbox"],
+                                      form=config.RPN_BBOX_LOSS)
 
 
 def mrcnn_bbox_loss(config, outputs):

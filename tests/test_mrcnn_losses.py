@@ -88,6 +88,47 @@ def test_rpn_bbox_loss_ignores_positives_beyond_the_target_rows_and_empty_batche
     assert value == 0.0 and np.isfinite(gradient).all()
 
 
+def test_rpn_bbox_loss_torchvision_form_sums_positives_in_box_units_over_the_sampled_anchors():
+    beta = 1.0 / 9.0
+    config = Config(NAME="t", NUM_CLASSES=2)                    # RPN_BBOX_STD_DEV 0.1, 0.1, 0.2, 0.2
+    rpn_match = np.array([[[1], [-1], [0], [1], [-1], [-1]]], np.int32)   # 2 positive + 3 negative sampled
+    target_bbox = np.zeros((1, 4, 4), np.float32)
+    predicted = np.full((1, 6, 4), 7.0, np.float32)             # wrong everywhere except where it counts
+    predicted[0, [0, 3]] = 0.0
+    predicted[0, 0, 0] = 3.0                                     # 0.3 in box units: linear part
+    predicted[0, 3, 3] = 0.1                                     # 0.02 in box units: quadratic part
+    value, gradient = value_and_gradients(
+        lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="torchvision"),
+        target_bbox, rpn_match, predicted, watch=2)
+    assert np.isclose(value, ((0.3 - beta / 2) + 0.5 * 0.02 ** 2 / beta) / 5, atol=1e-6)
+    assert np.isclose(gradient[0, 0, 0], 0.1 / 5) and np.isclose(gradient[0, 3, 3], 0.02 / beta * 0.2 / 5)
+    assert np.count_nonzero(gradient) == 2
+    matterport = float(losses.rpn_bbox_loss_graph(config, target_bbox, rpn_match, predicted))
+    assert np.isclose(matterport, (2.5 + 0.5 * 0.1 ** 2) / 8)
+
+
+def test_rpn_bbox_loss_torchvision_form_is_zero_without_positives_and_rejects_an_unknown_form():
+    config = Config(NAME="t", NUM_CLASSES=2)
+    for match in (np.array([[[-1], [0]]], np.int32), np.zeros((1, 2, 1), np.int32)):
+        value, gradient = value_and_gradients(
+            lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="torchvision"),
+            np.ones((1, 2, 4), np.float32), match, np.ones((1, 2, 4), np.float32), watch=2)
+        assert value == 0.0 and np.isfinite(gradient).all()
+    with pytest.raises(ValueError, match="form"):
+        losses.rpn_bbox_loss_graph(config, np.zeros((1, 2, 4), np.float32), np.ones((1, 2, 1), np.int32),
+                                   np.zeros((1, 2, 4), np.float32), form="l1")
+
+
+@pytest.mark.parametrize("form, expected", [("matterport", 2.5 / 4), ("torchvision", (0.3 - 1 / 18) / 2)])
+def test_config_chooses_the_rpn_box_loss_form(form, expected):
+    from mrcnn.model import rpn_bbox_loss
+    predicted = np.zeros((1, 3, 4), np.float32)
+    predicted[0, 0, 0] = 3.0
+    batch = {"input_rpn_bbox": tf.zeros((1, 2, 4)), "input_rpn_match": tf.constant([[[1], [0], [-1]]])}
+    value = float(rpn_bbox_loss(Config(NAME="t", NUM_CLASSES=2, RPN_BBOX_LOSS=form), batch, {"rpn_bbox": predicted}))
+    assert np.isclose(value, expected, atol=1e-6)
+
+
 def test_mrcnn_class_loss_skips_predictions_of_inactive_classes():
     targets = np.array([[1, 0, 2]], np.int32)
     logits = np.array([[[0.0, 2.0, 0.0, 1.0], [1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]]], np.float32)
