@@ -68,6 +68,8 @@ class Config:
 
     TRAIN_ROIS_PER_IMAGE = 200
     ROI_POSITIVE_RATIO = 0.33
+    ROI_SAMPLING = "matterport"      # "matterport": negatives keep positives at ROI_POSITIVE_RATIO of the
+                                     # sampled ROIs; "torchvision": negatives fill TRAIN_ROIS_PER_IMAGE
     POOL_SIZE = 7
     MASK_POOL_SIZE = 14
     MASK_SHAPE = [28, 28]
@@ -272,7 +274,7 @@ class Config:
         for loss, weight in weights.items():
             if not _is_number(weight) or weight < 0:
                 self._fail("LOSS_WEIGHTS", f"weight of {loss!r} must be a number >= 0")
-        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS"):
+        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING"):
             if getattr(self, name) not in ("torchvision", "matterport"):
                 self._fail(name, 'must be "torchvision" or "matterport"')
         for name in ("USE_RPN_ROIS", "TRAIN_BN"):

@@ -4,7 +4,7 @@ For every image the layer picks TRAIN_ROIS_PER_IMAGE regions for the classifier 
 heads and says what they should predict: the class, the box deltas to the matched ground
 truth box (divided by BBOX_STD_DEV) and the ground-truth mask cropped to the region.
 
-Sampling (per image, Matterport's rule):
+Sampling (per image; ROI_SAMPLING "matterport", Matterport's rule, unless said otherwise):
 - padding rows (all-zero boxes) of proposals and ground truth are dropped;
 - crowd boxes (negative class ids, COCO "iscrowd") never make positives, and a proposal that
   overlaps a crowd box by IoU > 0.001 is not used as a negative either;
@@ -14,6 +14,9 @@ Sampling (per image, Matterport's rule):
 - an image with no positive at all (no ground truth, or proposals that all miss) gets
   T - int(T * ROI_POSITIVE_RATIO) negatives, the negative share of a full sample, so it still
   teaches "background" (Matterport would give it no ROI at all);
+- ROI_SAMPLING "torchvision" (also Detectron's): the same positives, then negatives fill the
+  sample up to T, so ROI_POSITIVE_RATIO is an upper bound on the positives' share. Early in
+  training, with few positives, the classifier then still sees many backgrounds per image;
 - fewer candidates than wanted simply gives fewer ROIs; the rest is zero padding.
 Rows are positives first, then negatives, then zero padding. Negatives and padding have class
 0, zero deltas and an all-zero mask.
@@ -39,7 +42,7 @@ class DetectionTargetLayer(keras.layers.Layer):
     """
 
     def __init__(self, config=None, train_rois_per_image=None, roi_positive_ratio=None,
-                 bbox_std_dev=None, mask_shape=None, use_mini_mask=None, **kwargs):
+                 bbox_std_dev=None, mask_shape=None, use_mini_mask=None, roi_sampling=None, **kwargs):
         super().__init__(**kwargs)
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
@@ -53,18 +56,25 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.bbox_std_dev = [float(v) for v in np.asarray(setting(bbox_std_dev, "BBOX_STD_DEV")).ravel()]
         self.mask_shape = [int(v) for v in setting(mask_shape, "MASK_SHAPE")]
         self.use_mini_mask = bool(setting(use_mini_mask, "USE_MINI_MASK"))
+        self.roi_sampling = str(setting(roi_sampling, "ROI_SAMPLING"))
+        if self.roi_sampling not in ("matterport", "torchvision"):
+            raise ValueError(f'DetectionTargetLayer: roi_sampling must be "matterport" or "torchvision", '
+                             f'not {self.roi_sampling!r}')
         self.positive_quota = int(self.train_rois_per_image * self.roi_positive_ratio)
 
     def get_config(self):
         base = super().get_config()
         base.update(train_rois_per_image=self.train_rois_per_image,
                     roi_positive_ratio=self.roi_positive_ratio, bbox_std_dev=self.bbox_std_dev,
-                    mask_shape=self.mask_shape, use_mini_mask=self.use_mini_mask)
+                    mask_shape=self.mask_shape, use_mini_mask=self.use_mini_mask,
+                    roi_sampling=self.roi_sampling)
         return base
 
     # -- per image ------------------------------------------------------------------------
     def _negative_count(self, positive_count):
         """How many negatives to sample next to `positive_count` positives."""
+        if self.roi_sampling == "torchvision":
+            return self.train_rois_per_image - positive_count
         ratio = self.roi_positive_ratio
         balanced = tf.cast(tf.floor(tf.cast(positive_count, tf.float64) / ratio + 1e-6), tf.int32) - positive_count
         wanted = tf.where(positive_count > 0, balanced, self.train_rois_per_image - self.positive_quota)

@@ -172,6 +172,36 @@ def test_sampling_ratio_and_iou_rules_with_many_candidates():
     assert target_masks[:3].sum() > 0 and np.all(target_masks[3:] == 0)
 
 
+def test_torchvision_sampling_fills_the_sample_with_negatives():
+    rng = np.random.default_rng(3)
+    _, _, gt_boxes, mini = make_ground_truth(rng, 2)
+    positives = jitter(gt_boxes[:1], rng, 0.01)                       # a single positive candidate
+    negatives = rng.uniform(0, 1, (60, 4)).astype(np.float32)
+    negatives = np.concatenate([np.minimum(negatives[:, :2], negatives[:, 2:]),
+                                np.maximum(negatives[:, :2], negatives[:, 2:])], axis=1)
+    negatives = negatives[utils.compute_overlaps(negatives, gt_boxes).max(axis=1) < 0.5][:20]
+    assert len(negatives) == 20
+    for sampling, expected_negatives in (("torchvision", 11), ("matterport", 3)):
+        config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25, ROI_SAMPLING=sampling)
+        rois, target_ids, _, _ = run_layer(config, np.concatenate([positives, negatives]), np.array([4, 7]),
+                                           gt_boxes, mini)
+        best = utils.compute_overlaps(rois, gt_boxes).max(axis=1)
+        kept = np.any(rois != 0, axis=1)
+        # 1 positive; torchvision: 12 - 1 = 11 negatives; Matterport: int(1 / 0.25) - 1 = 3.
+        assert best[0] >= 0.5 and target_ids[0] == 4 and np.all(target_ids[1:] == 0)
+        assert kept.sum() == 1 + expected_negatives and np.all(kept[:1 + expected_negatives])
+        assert np.all(best[1:1 + expected_negatives] < 0.5)
+        assert len({tuple(row) for row in rois[kept]}) == kept.sum()
+    # Fewer candidates than the sample: every negative is used, the rest is padding.
+    config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25, ROI_SAMPLING="torchvision")
+    rois, _, _, _ = run_layer(config, np.concatenate([positives, negatives[:4]]), np.array([4, 7]), gt_boxes, mini)
+    assert np.any(rois != 0, axis=1).sum() == 5 and np.all(rois[5:] == 0)
+    with pytest.raises(ValueError, match="roi_sampling"):
+        DetectionTargetLayer(config, roi_sampling="all")
+    restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
+    assert restored.roi_sampling == "torchvision"
+
+
 def test_crowd_boxes_make_neither_positives_nor_negatives():
     config = small_config()
     crowd = np.array([0.1, 0.1, 0.4, 0.4], np.float32)
