@@ -132,8 +132,9 @@ def test_mini_and_full_masks_give_nearly_the_same_mask_targets():
     assert np.mean(with_mini == with_full) > 0.9
 
 
-def test_all_negative_sample_and_no_ground_truth():
-    config = small_config()
+@pytest.mark.parametrize("sampling, expected", [("matterport", 5), ("torchvision", 8)])
+def test_all_negative_sample_and_no_ground_truth(sampling, expected):
+    config = small_config(ROI_SAMPLING=sampling)
     rng = np.random.default_rng(2)
     _, _, gt_boxes, mini = make_ground_truth(rng, 1)
     far = np.array([[0.0, 0.0, 0.05, 0.05], [0.9, 0.9, 1.0, 1.0], [0.0, 0.9, 0.1, 1.0],
@@ -143,10 +144,11 @@ def test_all_negative_sample_and_no_ground_truth():
     no_gt = (np.zeros(3, np.int32), np.zeros((3, 4), np.float32), np.zeros(MINI + (3,), np.float32))
     for class_ids, boxes, masks in [(np.array([3]), gt_boxes, mini), no_gt]:
         rois, target_ids, target_bbox, target_masks = run_layer(config, far, class_ids, boxes, masks)
-        # No positive: the negative share of a full sample, T - int(T * ratio) = 5 negatives.
+        # No positive. Matterport's rule: the negative share of a full sample, T - int(T * ratio) = 5
+        # negatives; torchvision's: all 8 candidates (fewer than T = 10).
         kept = rois[np.any(rois != 0, axis=1)]
-        assert len(kept) == 5 and np.all(rois[5:] == 0)
-        assert len({tuple(row) for row in kept}) == 5
+        assert len(kept) == expected and np.all(rois[expected:] == 0)
+        assert len({tuple(row) for row in kept}) == expected
         assert all(np.any(np.all(far == row, axis=1)) for row in kept)
         assert np.all(target_ids == 0) and np.all(target_bbox == 0) and np.all(target_masks == 0)
         assert np.isfinite(target_bbox).all()
