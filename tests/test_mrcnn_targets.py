@@ -77,6 +77,14 @@ def run_layer(config, proposals, class_ids, boxes, masks):
     return [np.asarray(tensor)[0] for tensor in outputs]
 
 
+def random_negatives(rng, count, gt_boxes):
+    """Of `count` random normalised boxes, those with IoU < 0.5 against every gt box."""
+    corners = rng.uniform(0, 1, (count, 4)).astype(np.float32)
+    boxes = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
+                           axis=1)
+    return boxes[utils.compute_overlaps(boxes, gt_boxes).max(axis=1) < 0.5]
+
+
 def jitter(boxes, rng, amount=0.01):
     return (boxes + rng.uniform(-amount, amount, boxes.shape)).astype(np.float32)
 
@@ -159,10 +167,7 @@ def test_sampling_ratio_and_iou_rules_with_many_candidates():
     rng = np.random.default_rng(3)
     _, _, gt_boxes, mini = make_ground_truth(rng, 2)
     positives = jitter(np.repeat(gt_boxes, 10, axis=0), rng, 0.01)
-    negatives = rng.uniform(0, 1, (40, 4)).astype(np.float32)
-    negatives = np.concatenate([np.minimum(negatives[:, :2], negatives[:, 2:]),
-                                np.maximum(negatives[:, :2], negatives[:, 2:])], axis=1)
-    negatives = negatives[utils.compute_overlaps(negatives, gt_boxes).max(axis=1) < 0.5]
+    negatives = random_negatives(rng, 40, gt_boxes)
     assert len(negatives) >= 20
     proposals = np.concatenate([positives, negatives])
     rois, target_ids, _, target_masks = run_layer(config, proposals, np.array([4, 7]), gt_boxes, mini)
@@ -178,10 +183,7 @@ def test_torchvision_sampling_fills_the_sample_with_negatives():
     rng = np.random.default_rng(3)
     _, _, gt_boxes, mini = make_ground_truth(rng, 2)
     positives = jitter(gt_boxes[:1], rng, 0.01)                       # a single positive candidate
-    negatives = rng.uniform(0, 1, (60, 4)).astype(np.float32)
-    negatives = np.concatenate([np.minimum(negatives[:, :2], negatives[:, 2:]),
-                                np.maximum(negatives[:, :2], negatives[:, 2:])], axis=1)
-    negatives = negatives[utils.compute_overlaps(negatives, gt_boxes).max(axis=1) < 0.5][:20]
+    negatives = random_negatives(rng, 60, gt_boxes)[:20]
     assert len(negatives) == 20
     for sampling, expected_negatives in (("torchvision", 11), ("matterport", 3)):
         config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25, ROI_SAMPLING=sampling)
