@@ -1,7 +1,11 @@
 """It learns: from random initialisation, a small Mask R-CNN overfits 8 shape images.
 
-Detect on the same images must reach COCO mask AP50 >= 0.9 (pycocotools). Broken targets,
-losses, proposals or unmolding keep it far below that. About 4.5 minutes on 2 CPU cores.
+Detect on the same images must reach COCO mask AP50 >= 0.8 and mask AP >= 0.6 (pycocotools).
+Broken targets, losses, proposals or unmolding keep AP50 far below that; subtler slips show in
+AP (BBOX_STD_DEV reversed when decoding detections: AP50 still 1.000, AP 0.541). About 4
+minutes on 2 CPU cores. On this project's CPU machine seeds 0 to 6 all gave AP50 1.000 (from 40
+epochs on) and AP 0.67 to 0.85 at 100 epochs; one CI machine gave AP50 0.873 and AP 0.717,
+hence the margin. A failure prints every image's truth and detections.
 """
 import keras
 
@@ -55,4 +59,14 @@ def test_overfits_eight_shape_images(tmp_path):
     results = detector.detect([shapes.load_image(i) for i in shapes.image_ids])
     ap, ap50 = coco_mask_ap(shapes, shapes.image_ids, results)
     print(f"mask AP {ap:.3f}, AP50 {ap50:.3f} after 100 epochs of 4 steps")
-    assert ap50 >= 0.9
+    assert ap50 >= 0.8 and ap >= 0.6, detections_by_image(shapes, results)
+
+
+def detections_by_image(dataset, results):
+    """One line per image: its true class ids, then the detections' (class id, score)."""
+    lines = []
+    for image_id, result in zip(dataset.image_ids, results):
+        _, class_ids = dataset.load_mask(image_id)
+        found = [(int(c), round(float(s), 2)) for c, s in zip(result["class_ids"], result["scores"])]
+        lines.append(f"image {image_id}: truth {sorted(class_ids.tolist())}, detected {found}")
+    return "\n".join(lines)
