@@ -53,12 +53,31 @@ class BatchNorm(keras.layers.BatchNormalization):
         return config
 
 
+CONV_INITS = ("glorot", "he")
+
+
+def conv_initializer(conv_init):
+    """Kernel initializer of the ResNet's and the mask head's convolutions, by name.
+
+    "glorot": Keras' default (uniform, variance 2 / (fan_in + fan_out)), what Matterport's
+    layers start from. "he": normal with variance 2 / fan_out (He et al. 2015), how the ResNet
+    paper and torchvision start their convolutions. Only matters when training from scratch.
+    Call it once per layer: an unseeded Keras initializer fixes its seed when made, so one
+    shared object would give every kernel of the same shape the same values.
+    """
+    if conv_init == "glorot":
+        return "glorot_uniform"
+    if conv_init == "he":
+        return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+    raise ValueError(f"conv_initializer: conv_init must be one of {CONV_INITS}, not {conv_init!r}")
+
+
 def block_letter(index):
     """Block names within a stage: "a", "b", ... (resnet101's stage 4 runs to "w")."""
     return chr(ord("a") + index)
 
 
-def _bottleneck(x, filters, stage, block, stride, projection, train_bn):
+def _bottleneck(x, filters, stage, block, stride, projection, train_bn, conv_init="glorot"):
     """One bottleneck block: 1x1 (carries the stride), 3x3, 1x1, plus the shortcut, then ReLU.
 
     projection=True gives the shortcut its own strided 1x1 conv and batch norm (the "conv
@@ -68,52 +87,61 @@ def _bottleneck(x, filters, stage, block, stride, projection, train_bn):
     conv_name = f"res{stage}{block}_branch"
     bn_name = f"bn{stage}{block}_branch"
 
-    y = layers.Conv2D(reduce_filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "2a")(x)
+    y = layers.Conv2D(reduce_filters, (1, 1), strides=stride, use_bias=True,
+                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2a")(x)
     y = BatchNorm(train_bn, name=bn_name + "2a")(y)
     y = layers.Activation("relu")(y)
-    y = layers.Conv2D(middle_filters, (3, 3), padding="same", use_bias=True, name=conv_name + "2b")(y)
+    y = layers.Conv2D(middle_filters, (3, 3), padding="same", use_bias=True,
+                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2b")(y)
     y = BatchNorm(train_bn, name=bn_name + "2b")(y)
     y = layers.Activation("relu")(y)
-    y = layers.Conv2D(expand_filters, (1, 1), use_bias=True, name=conv_name + "2c")(y)
+    y = layers.Conv2D(expand_filters, (1, 1), use_bias=True,
+                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2c")(y)
     y = BatchNorm(train_bn, name=bn_name + "2c")(y)
 
     shortcut = x
     if projection:
-        shortcut = layers.Conv2D(expand_filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "1")(x)
+        shortcut = layers.Conv2D(expand_filters, (1, 1), strides=stride, use_bias=True,
+                                 kernel_initializer=conv_initializer(conv_init), name=conv_name + "1")(x)
         shortcut = BatchNorm(train_bn, name=bn_name + "1")(shortcut)
     y = layers.Add()([y, shortcut])
     return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
-def _basic_block(x, filters, stage, block, stride, projection, train_bn):
+def _basic_block(x, filters, stage, block, stride, projection, train_bn, conv_init="glorot"):
     """One basic block: two 3x3 convs (the first carries the stride), plus the shortcut, then ReLU."""
     conv_name = f"res{stage}{block}_branch"
     bn_name = f"bn{stage}{block}_branch"
-    y = layers.Conv2D(filters, (3, 3), strides=stride, padding="same", use_bias=True, name=conv_name + "2a")(x)
+    y = layers.Conv2D(filters, (3, 3), strides=stride, padding="same", use_bias=True,
+                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2a")(x)
     y = BatchNorm(train_bn, name=bn_name + "2a")(y)
     y = layers.Activation("relu")(y)
-    y = layers.Conv2D(filters, (3, 3), padding="same", use_bias=True, name=conv_name + "2b")(y)
+    y = layers.Conv2D(filters, (3, 3), padding="same", use_bias=True,
+                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2b")(y)
     y = BatchNorm(train_bn, name=bn_name + "2b")(y)
     shortcut = x
     if projection:
-        shortcut = layers.Conv2D(filters, (1, 1), strides=stride, use_bias=True, name=conv_name + "1")(x)
+        shortcut = layers.Conv2D(filters, (1, 1), strides=stride, use_bias=True,
+                                 kernel_initializer=conv_initializer(conv_init), name=conv_name + "1")(x)
         shortcut = BatchNorm(train_bn, name=bn_name + "1")(shortcut)
     y = layers.Add()([y, shortcut])
     return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
-def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
+def resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot"):
     """ResNet body on a symbolic image tensor; returns [C1, C2, C3, C4, C5].
 
     architecture: "resnet50" or "resnet101" (bottleneck blocks, Matterport's), or "resnet18" or
     "resnet34" (basic blocks, light enough for a CPU). stage5=False skips stage 5 (C5 is then None).
     train_bn: False freezes every BatchNorm (inference statistics even while training);
     True or None lets them follow the model's training flag (see BatchNorm above).
+    conv_init: "glorot" or "he", how the convolutions' kernels start (see conv_initializer).
     """
     if architecture not in STAGE_BLOCKS:
         raise ValueError(f"resnet_graph: architecture must be one of {sorted(STAGE_BLOCKS)}, got {architecture!r}")
     x = layers.ZeroPadding2D((3, 3))(input_image)
-    x = layers.Conv2D(64, (7, 7), strides=(2, 2), use_bias=True, name="conv1")(x)
+    x = layers.Conv2D(64, (7, 7), strides=(2, 2), use_bias=True, kernel_initializer=conv_initializer(conv_init),
+                      name="conv1")(x)
     x = BatchNorm(train_bn, name="bn_conv1")(x)
     x = layers.Activation("relu")(x)
     c1 = x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
@@ -128,10 +156,10 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False):
             stride = (2, 2) if first and stage > 2 else (1, 1)
             if basic:  # stage 2 keeps 64 channels, so only later stages need a projection
                 x = _basic_block(x, BASIC_STAGE_FILTERS[stage - 2], stage, block_letter(index), stride,
-                                 projection=first and stage > 2, train_bn=train_bn)
+                                 projection=first and stage > 2, train_bn=train_bn, conv_init=conv_init)
             else:
                 x = _bottleneck(x, STAGE_FILTERS[stage - 2], stage, block_letter(index), stride,
-                                projection=first, train_bn=train_bn)
+                                projection=first, train_bn=train_bn, conv_init=conv_init)
         outputs.append(x)
     if not stage5:
         outputs.append(None)
@@ -167,7 +195,8 @@ def build_backbone(input_image, config):
 
     config.BACKBONE is "resnet50", "resnet101", "resnet18", "resnet34", or a callable with resnet_graph's signature
     `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
-    The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN.
+    The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN;
+    the ResNet's kernels start as config.CONV_INIT says.
     """
     if callable(config.BACKBONE):
         stages = config.BACKBONE(input_image, stage5=True, train_bn=config.TRAIN_BN)
@@ -176,7 +205,8 @@ def build_backbone(input_image, config):
             raise ValueError(f"config.BACKBONE ({name}) must return [C1, C2, C3, C4, C5] "
                              "(five feature maps, C1 may be None)")
     else:
-        stages = resnet_graph(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN)
+        stages = resnet_graph(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN,
+                              conv_init=config.CONV_INIT)
     _, c2, c3, c4, c5 = stages
     return fpn_graph(c2, c3, c4, c5, pyramid_size=config.TOP_DOWN_PYRAMID_SIZE)
 

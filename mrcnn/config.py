@@ -99,6 +99,9 @@ class Config:
     MRCNN_BBOX_LOSS = "torchvision"  # box head loss: "torchvision" (smooth-L1 with beta 1/9, summed over the
                                      # positives, divided by the sampled ROIs) or "matterport" (beta 1, mean
                                      # over the positives); the first learnt faster on the learning bench
+    CONV_INIT = "glorot"             # how the ResNet's and the mask head's kernels start: "glorot" (Keras'
+                                     # default, Matterport's) or "he" (N(0, 2 / fan_out), as torchvision);
+                                     # only matters when training from scratch
     TRAIN_BN = False                 # batch norm frozen: batches are too small to train it
     BATCH_NORM_MOMENTUM = 0.99       # with TRAIN_BN, how slowly the inference statistics follow the
                                      # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
@@ -277,6 +280,8 @@ class Config:
         for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING"):
             if getattr(self, name) not in ("torchvision", "matterport"):
                 self._fail(name, 'must be "torchvision" or "matterport"')
+        if self.CONV_INIT not in ("glorot", "he"):
+            self._fail("CONV_INIT", 'must be "glorot" or "he"')
         for name in ("USE_RPN_ROIS", "TRAIN_BN"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")

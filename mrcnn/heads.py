@@ -17,7 +17,7 @@ in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer
 import keras
 import tensorflow as tf
 
-from mrcnn.backbone import BatchNorm
+from mrcnn.backbone import BatchNorm, conv_initializer
 from mrcnn.roi_align import PackedPyramidROIAlign, PyramidROIAlign
 
 
@@ -116,7 +116,7 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None, logits=False):
+                         roi_image_ids=None, logits=False, conv_init="glorot"):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
@@ -125,6 +125,8 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     along one axis (roi_image_ids[0, k] is row k's image), and the result is (1, K, ...): training
     uses it to run the head on the positive ROIs only. With `logits`, the last layer (same name and
     weights) gives the scores before the sigmoid: training computes its loss on those.
+    conv_init: "glorot" or "he", how the four 3x3 convolutions and the deconvolution start
+    (see backbone.conv_initializer).
     """
     if roi_image_ids is None:
         x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
@@ -133,10 +135,11 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         x = PackedPyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
             [rois, roi_image_ids, image_meta] + list(feature_maps))
     for index in range(1, 5):
-        x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same")(x)
+        x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same",
+                     kernel_initializer=conv_initializer(conv_init))(x)
         x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)
         x = keras.layers.Activation("relu")(x)
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
-                 activation="relu")(x)
+                 activation="relu", kernel_initializer=conv_initializer(conv_init))(x)
     return _per_roi(keras.layers.Conv2D, "mrcnn_mask", num_classes, (1, 1), strides=1,
                     activation=None if logits else "sigmoid")(x)

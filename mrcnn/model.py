@@ -193,7 +193,8 @@ def build_network(mode, config):
         mask_image_ids = PositiveImageIds(name="positive_image_ids")(target_class_ids)
         mrcnn_mask_logits = build_fpn_mask_graph(
             mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE, config.NUM_CLASSES,
-            train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True)
+            train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True,
+            conv_init=config.CONV_INIT)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
         target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
         inputs = {
@@ -223,7 +224,8 @@ def build_network(mode, config):
                                                                  input_image_meta])
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
-                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN)
+                                      config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN,
+                                      conv_init=config.CONV_INIT)
     model = keras.Model([input_image, input_image_meta, input_anchors],
                         [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
                         name="mask_rcnn")

@@ -158,15 +158,16 @@ def tiny_resnet_like(input_image, stage5=True, train_bn=False):
 def test_build_backbone_uses_resnet_graph_and_the_config(monkeypatch):
     calls = []
 
-    def fake_resnet_graph(input_image, architecture, stage5=True, train_bn=False):
-        calls.append((architecture, stage5, train_bn))
+    def fake_resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot"):
+        calls.append((architecture, stage5, train_bn, conv_init))
         return tiny_resnet_like(input_image)
 
     monkeypatch.setattr(backbone, "resnet_graph", fake_resnet_graph)
-    config = Config(NAME="t", BACKBONE="resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, TOP_DOWN_PYRAMID_SIZE=32)
+    config = Config(NAME="t", BACKBONE="resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, TOP_DOWN_PYRAMID_SIZE=32,
+                    CONV_INIT="he")
     image = keras.Input(tuple(int(v) for v in config.IMAGE_SHAPE))
     pyramid = backbone.build_backbone(image, config)
-    assert calls == [("resnet50", True, False)]
+    assert calls == [("resnet50", True, False, "he")]
     shapes = [list(p.shape[1:3]) for p in pyramid]
     assert shapes == meta.compute_backbone_shapes(config, config.IMAGE_SHAPE).tolist()
     assert all(p.shape[-1] == 32 for p in pyramid)
@@ -223,3 +224,28 @@ def test_light_resnets_use_basic_blocks(architecture, convs):
     assert not any(n.endswith("2c") for n in conv_names)
     assert [tuple(t.shape[1:]) for t in model.outputs] == [(16, 16, 64), (8, 8, 128), (4, 4, 256), (2, 2, 512)]
     assert tuple(model.get_layer("res3a_branch2a").kernel.shape) == (3, 3, 64, 128)
+
+
+# (layer, fan_in, fan_out) of resnet18's kernels: kernel height * width * input or output channels
+RESNET18_FANS = [("conv1", 7 * 7 * 3, 7 * 7 * 64), ("res2a_branch2a", 9 * 64, 9 * 64),
+                 ("res3a_branch1", 64, 128), ("res4b_branch2b", 9 * 256, 9 * 256), ("res5a_branch2a", 9 * 256, 9 * 512)]
+
+
+@pytest.mark.parametrize("conv_init", ["glorot", "he"])
+def test_conv_init_sets_the_spread_of_the_resnet_kernels(conv_init):
+    """He: variance 2 / fan_out (He et al. 2015); Glorot (the default): 2 / (fan_in + fan_out)."""
+    keras.utils.set_random_seed(0)
+    image = keras.Input(shape=(64, 64, 3))
+    model = keras.Model(image, backbone.resnet_graph(image, "resnet18", train_bn=True, conv_init=conv_init)[1:])
+    for name, fan_in, fan_out in RESNET18_FANS:
+        kernel = model.get_layer(name).kernel.numpy()
+        expected = np.sqrt(2 / fan_out) if conv_init == "he" else np.sqrt(2 / (fan_in + fan_out))
+        assert kernel.std() == pytest.approx(expected, rel=0.05), name
+        assert abs(kernel.mean()) < 0.05 * expected, name
+    same_shape = [model.get_layer(name).kernel.numpy()                # 3x3, 64 -> 64: each draws its own
+                  for name in ("res2a_branch2a", "res2a_branch2b", "res2b_branch2a")]
+    assert not np.allclose(same_shape[0], same_shape[1]) and not np.allclose(same_shape[0], same_shape[2])
+
+def test_unknown_conv_init_is_refused_by_name():
+    with pytest.raises(ValueError, match="conv_init.*'kaiming'"):
+        backbone.conv_initializer("kaiming")

@@ -218,3 +218,18 @@ def test_untrained_classifier_is_near_uniform_with_near_zero_deltas(full_size_he
     assert np.abs(logits).max() < 0.5
     assert probs.max() < 0.1                      # uniform over 14 classes is 0.071
     assert np.abs(bbox).max() < 0.1
+
+
+@pytest.mark.parametrize("conv_init", ["glorot", "he"])
+def test_conv_init_sets_the_spread_of_the_mask_head_kernels(conv_init):
+    """The four 3x3 convolutions and the deconvolution: 256 channels in and out."""
+    keras.utils.set_random_seed(0)
+    rois, meta, maps = head_inputs(4, 3, channels=256)
+    model = keras.Model([rois, meta] + maps, build_fpn_mask_graph(rois, maps, meta, 4, 3, conv_init=conv_init))
+    for name, size in [("mrcnn_mask_conv1", 3), ("mrcnn_mask_conv4", 3), ("mrcnn_mask_deconv", 2)]:
+        kernel = model.get_layer(name).layer.kernel.numpy()
+        fan = size * size * 256
+        expected = np.sqrt(2 / fan) if conv_init == "he" else np.sqrt(2 / (fan + fan))
+        assert kernel.std() == pytest.approx(expected, rel=0.05), name
+    first, last = (model.get_layer(f"mrcnn_mask_conv{i}").layer.kernel.numpy() for i in (1, 4))
+    assert not np.allclose(first, last)                   # each layer draws its own values

@@ -108,6 +108,19 @@ def test_layer_rules_freeze_the_backbone_for_heads(tmp_path):
     assert layers["res4a_branch2a"].trainable and not layers["res3a_branch2a"].trainable
 
 
+@pytest.mark.parametrize("mode", ["training", "inference"])
+def test_conv_init_reaches_the_resnet_and_the_mask_head(tmp_path, mode):
+    """CONV_INIT "he": kernel spread sqrt(2 / fan_out); the box head keeps Glorot's."""
+    keras.utils.set_random_seed(0)
+    model = MaskRCNN(mode, TinyConfig(CONV_INIT="he"), tmp_path).keras_model
+    for name, fan_out in [("res4b_branch2b", 9 * 256), ("mrcnn_mask_conv2", 9 * 256)]:
+        layer = model.get_layer(name)
+        kernel = getattr(layer, "layer", layer).kernel.numpy()
+        assert kernel.std() == pytest.approx(np.sqrt(2 / fan_out), rel=0.05), name
+    box_kernel = model.get_layer("mrcnn_class_conv1").layer.kernel.numpy()     # 7x7, 32 -> 64: Glorot uniform
+    assert box_kernel.std() == pytest.approx(np.sqrt(2 / (7 * 7 * 32 + 7 * 7 * 64)), rel=0.05)
+
+
 def test_detect_returns_pixels_of_each_image(tmp_path):
     """Random weights, confidence 0: whatever comes out lies inside each image, masks at its size."""
     keras.utils.set_random_seed(0)
