@@ -1,11 +1,12 @@
 """It learns: from random initialisation, a small Mask R-CNN overfits 8 shape images.
 
-Detect on the same images must reach COCO mask AP50 >= 0.8 and mask AP >= 0.6 (pycocotools).
+Detect on the same images must reach COCO mask AP50 >= 0.9 and mask AP >= 0.6 (pycocotools).
 Broken targets, losses, proposals or unmolding keep AP50 far below that; subtler slips show in
-AP (BBOX_STD_DEV reversed when decoding detections: AP50 still 1.000, AP 0.541). About 4
-minutes on 2 CPU cores. On this project's CPU machine seeds 0 to 6 all gave AP50 1.000 (from 40
-epochs on) and AP 0.67 to 0.85 at 100 epochs; one CI machine gave AP50 0.873 and AP 0.717,
-hence the margin. A failure prints every image's truth and detections.
+AP (BBOX_STD_DEV reversed when decoding detections: AP50 still 1.000, AP 0.541).
+On this project's CPU machine (2 cores, about 4 minutes) seeds 0 to 6 all gave AP50 1.000 after
+100 epochs (after 40 already) and AP 0.67 to 0.85. One CI machine's rounding led to AP50 0.873
+and AP 0.717 after 100 epochs: where the first stint falls short the model trains on to 160
+epochs (a resumed run) before the verdict. A failure prints every image's truth and detections.
 """
 import keras
 
@@ -40,6 +41,9 @@ class OverfitConfig(Config):
     KEEP_CHECKPOINTS = 1             # 100 epochs of checkpoints would be 5.6 GB
 
 
+EPOCHS = (100, 160)                  # the second stint only runs where the first falls short
+
+
 def test_overfits_eight_shape_images(tmp_path):
     keras.utils.set_random_seed(0)
     config = OverfitConfig()
@@ -49,17 +53,21 @@ def test_overfits_eight_shape_images(tmp_path):
 
     model = MaskRCNN("training", config, tmp_path)
     model.calibrate_batch_norm(shapes, batches=4)      # the README's recipe for random weights
-    history = model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=100, layers="all",
-                          verbose=0, seed=0)
-    losses = history.history["loss"]
-    assert losses[-1] < 0.5 * losses[0]
-
-    detector = MaskRCNN("inference", config, tmp_path)
-    detector.load_weights(model.find_last(), by_name=True)
-    results = detector.detect([shapes.load_image(i) for i in shapes.image_ids])
-    ap, ap50 = coco_mask_ap(shapes, shapes.image_ids, results)
-    print(f"mask AP {ap:.3f}, AP50 {ap50:.3f} after 100 epochs of 4 steps")
-    assert ap50 >= 0.8 and ap >= 0.6, detections_by_image(shapes, results)
+    detector = None
+    for epochs in EPOCHS:
+        history = model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=epochs, layers="all",
+                              verbose=0, seed=0)
+        if epochs == EPOCHS[0]:
+            losses = history.history["loss"]
+            assert losses[-1] < 0.5 * losses[0]
+            detector = MaskRCNN("inference", config, tmp_path)
+        detector.load_weights(model.find_last(), by_name=True)
+        results = detector.detect([shapes.load_image(i) for i in shapes.image_ids])
+        ap, ap50 = coco_mask_ap(shapes, shapes.image_ids, results)
+        print(f"mask AP {ap:.3f}, AP50 {ap50:.3f} after {epochs} epochs of 4 steps")
+        if ap50 >= 0.9 and ap >= 0.6:
+            break
+    assert ap50 >= 0.9 and ap >= 0.6, detections_by_image(shapes, results)
 
 
 def detections_by_image(dataset, results):
