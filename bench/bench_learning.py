@@ -35,13 +35,17 @@ time. One line per checkpoint, then a table, also written as JSON to --out.
     .venv/bin/python bench/bench_learning.py --iterations 20 --eval-every 10 --threads 2
     python bench/bench_learning.py --only theirs --device cuda --iterations 368 --eval-every 92 --out theirs.json
     .venv/bin/python bench/bench_learning.py --only ours --iterations 368 --eval-every 92 --compare-with theirs.json
+    .venv/bin/python bench/bench_learning.py --only ours ... --engine RPN_BBOX_LOSS=torchvision --engine CONV_INIT=he
 
 --only theirs needs no TensorFlow (a GPU machine with torch alone); --only ours no torch. --compare-with puts
 the other side's checkpoints from an earlier --only run beside this run's (by iterations only: minutes on two
 machines do not compare; the data, schedule and checkpoints must be the same, or it says which setting differs).
 TensorFlow uses its GPU when it sees one; torch uses --device (auto: cuda when available).
+--engine NAME=VALUE (repeatable) changes one setting of our Config (a Python literal, else a string), so a
+variant of the engine runs without editing the code; the JSON keeps the list under settings["engine"].
 """
 import argparse
+import ast
 import json
 import os
 import statistics
@@ -177,7 +181,7 @@ class Ours(Learner):
 
         keras.utils.set_random_seed(args.seed)
         self.device = f"{len(tf.config.list_physical_devices('GPU'))} GPU(s) visible to TensorFlow"
-        config = Config(
+        config = Config(**dict(
             NAME="learning", BACKBONE="resnet50", NUM_CLASSES=reference.NUM_CLASSES, IMAGES_PER_GPU=args.batch,
             IMAGE_RESIZE_MODE="square", IMAGE_MIN_DIM=args.size, IMAGE_MAX_DIM=args.size,
             PRE_NMS_LIMIT=reference.PRE_NMS, POST_NMS_ROIS_TRAINING=reference.POST_NMS_TRAINING,
@@ -187,7 +191,7 @@ class Ours(Learner):
             TRAIN_BN=True,                  # from scratch: no pretrained statistics to freeze
             BATCH_NORM_MOMENTUM=0.9,        # torch's BatchNorm momentum 0.1 = a 0.9 moving average
             LEARNING_RATE=args.lr, LEARNING_MOMENTUM=reference.MOMENTUM, WEIGHT_DECAY=reference.WEIGHT_DECAY,
-            GRADIENT_CLIP_NORM=reference.CLIP_NORM)
+            GRADIENT_CLIP_NORM=reference.CLIP_NORM) | engine_overrides(args.engine))   # --engine wins
         model_dir = tempfile.gettempdir()     # nothing is written: no fit(), no checkpoints
         self.model = MaskRCNN("training", config, model_dir)
         self.detector = MaskRCNN("inference", config, model_dir)
@@ -512,6 +516,21 @@ def print_table(rows, unit):
         print(f"{row['target']:>7g} {unit:<3} | {cells[0]} | {cells[1]} | {verdicts}")
 
 
+def engine_overrides(pairs):
+    """["NAME=VALUE", ...] -> {NAME: value}; VALUE read as a Python literal (0.5, (8, 16), True), else a string."""
+    overrides = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"{pair!r} is not NAME=VALUE")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        overrides[name.strip()] = value
+    return overrides
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=25.0, help="training minutes per model (time mode)")
@@ -535,6 +554,8 @@ def parse_args(argv):
     parser.add_argument("--compare-with", metavar="JSON",
                         help="with --only and --iterations: the other side from an earlier --only run's --out file")
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_learning.json"), help="JSON results file")
+    parser.add_argument("--engine", action="append", default=[], metavar="NAME=VALUE",
+                        help="one setting of our Config for this run, e.g. CONV_INIT=he (repeatable)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("--worker", choices=tuple(LEARNERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -553,6 +574,11 @@ def parse_args(argv):
             parser.error("--iterations and --eval-every must be >= 1")
     elif args.minutes <= 0 or args.every <= 0:
         parser.error("--minutes and --every must be > 0")
+    try:
+        from mrcnn.config import Config
+        Config(NAME="learning", **engine_overrides(args.engine))
+    except ValueError as error:
+        parser.error(f"--engine: {error}")
     if args.compare_with and (args.only is None or args.iterations is None):
         parser.error("--compare-with needs --only (the side this run trains) and --iterations "
                      "(minutes on two machines do not compare)")
@@ -572,6 +598,8 @@ def main(argv=None):
           f"{args.eval_images} held-out images, batch {args.batch}; {plan}")
     print(f"  SGD lr {args.lr:g} (linear warm-up {args.warmup} it) momentum {reference.MOMENTUM} weight decay "
           f"{reference.WEIGHT_DECAY} clip norm {reference.CLIP_NORM} per tensor; threads {args.threads}, seed {args.seed}")
+    if args.engine:
+        print(f"  ours with {', '.join(args.engine)} (--engine)")
     print(f"  load before: {_load()} (1/5/15 min; other work on the cores slows both sides)")
     names = [name for name in LEARNERS if args.only in (None, name)]
     if "theirs" in names and not reference._torch_available():

@@ -42,11 +42,29 @@ def test_learning_verdict_compares_at_the_printed_resolution():
 @pytest.mark.parametrize("argv", [["--size", "100"], ["--batch", "0"], ["--train-images", "2", "--batch", "4"],
                                   ["--lr", "0"], ["--iterations", "0"], ["--minutes", "-1"],
                                   ["--only", "ours", "--compare-with", "x.json"],
-                                  ["--iterations", "8", "--compare-with", "x.json"]])
+                                  ["--iterations", "8", "--compare-with", "x.json"],
+                                  ["--engine", "CONV_INIT"], ["--engine", "=he"], ["--engine", "NO_SUCH=1"],
+                                  ["--engine", "CONV_INIT=kaiming"]])
 def test_bad_learning_bench_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         bench_learning.parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_engine_settings_are_python_literals_or_strings():
+    args = bench_learning.parse_args(["--engine", "CONV_INIT=he", "--engine", "TRAIN_ROIS_PER_IMAGE=64",
+                                      "--engine", "RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128)",
+                                      "--engine", "USE_MINI_MASK = False"])
+    assert bench_learning.engine_overrides(args.engine) == {
+        "CONV_INIT": "he", "TRAIN_ROIS_PER_IMAGE": 64, "RPN_ANCHOR_SCALES": (8, 16, 32, 64, 128),
+        "USE_MINI_MASK": False}
+    assert bench_learning.engine_overrides([]) == {}
+
+
+def test_a_bad_engine_setting_is_named(capsys):
+    with pytest.raises(SystemExit):
+        bench_learning.parse_args(["--engine", "CONV_INIT=kaiming"])
+    assert "CONV_INIT" in capsys.readouterr().err
 
 
 def _entry(iterations, ap50, device="cpu"):
