@@ -246,6 +246,7 @@ def test_conv_init_sets_the_spread_of_the_resnet_kernels(conv_init):
                   for name in ("res2a_branch2a", "res2a_branch2b", "res2b_branch2a")]
     assert not np.allclose(same_shape[0], same_shape[1]) and not np.allclose(same_shape[0], same_shape[2])
 
+
 def test_unknown_conv_init_is_refused_by_name():
     with pytest.raises(ValueError, match="conv_init.*'kaiming'"):
         backbone.conv_initializer("kaiming")
