@@ -99,6 +99,9 @@ class Config:
     MRCNN_BBOX_LOSS = "torchvision"  # box head loss: "torchvision" (smooth-L1 with beta 1/9, summed over the
                                      # positives, divided by the sampled ROIs) or "matterport" (beta 1, mean
                                      # over the positives); the first learnt faster on the learning bench
+    PROPOSAL_SELECTION = "matterport"  # "matterport": the best PRE_NMS_LIMIT anchors of all levels, one NMS;
+                                       # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
+                                       # each level, then the best POST_NMS_ROIS_* of all levels
     CONV_INIT = "glorot"             # how the ResNet's and the mask head's kernels start: "glorot" (Keras'
                                      # default, Matterport's) or "he" (N(0, 2 / fan_out), as torchvision);
                                      # only matters when training from scratch
@@ -277,7 +280,7 @@ class Config:
         for loss, weight in weights.items():
             if not _is_number(weight) or weight < 0:
                 self._fail("LOSS_WEIGHTS", f"weight of {loss!r} must be a number >= 0")
-        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING"):
+        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING", "PROPOSAL_SELECTION"):
             if getattr(self, name) not in ("torchvision", "matterport"):
                 self._fail(name, 'must be "torchvision" or "matterport"')
         if self.CONV_INIT not in ("glorot", "he"):

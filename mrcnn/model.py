@@ -30,7 +30,7 @@ from mrcnn.data import get_anchors, make_inference_inputs, make_training_dataset
 from mrcnn.detection import DetectionLayer
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.meta import norm_boxes_graph, parse_image_meta_graph
-from mrcnn.proposals import ProposalLayer
+from mrcnn.proposals import AnchorLevelSizes, ProposalLayer
 from mrcnn.rpn import apply_rpn, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 
@@ -167,6 +167,11 @@ def build_network(mode, config):
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
                           config.TOP_DOWN_PYRAMID_SIZE)
     rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
+    # Per-level proposal selection needs to know where each level's anchors start.
+    level_sizes = []
+    if config.PROPOSAL_SELECTION == "torchvision":
+        level_sizes = [AnchorLevelSizes(len(config.RPN_ANCHOR_RATIOS), config.RPN_ANCHOR_STRIDE,
+                                        name="anchor_level_sizes")(rpn_feature_maps)]
 
     if mode == "training":
         anchors = utils.norm_boxes(get_anchors(config, config.IMAGE_SHAPE), config.IMAGE_SHAPE[:2])
@@ -180,7 +185,7 @@ def build_network(mode, config):
         gt_boxes = NormaliseBoxes(name="gt_boxes_normalised")([input_gt_boxes, input_image])
 
         rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config,
-                                 name="ROI")([rpn_class, rpn_bbox, anchors])
+                                 name="ROI")([rpn_class, rpn_bbox, anchors] + level_sizes)
         candidate_rois = AppendBoxes(name="proposals_and_gt")([rpn_rois, gt_boxes])
         rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
             config, name="proposal_targets")([candidate_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
@@ -216,7 +221,7 @@ def build_network(mode, config):
 
     input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
     rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config,
-                             name="ROI")([rpn_class, rpn_bbox, input_anchors])
+                             name="ROI")([rpn_class, rpn_bbox, input_anchors] + level_sizes)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
         train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE)

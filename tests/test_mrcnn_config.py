@@ -130,6 +130,7 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"RPN_BBOX_LOSS": None}, "RPN_BBOX_LOSS"),
     ({"ROI_SAMPLING": "fill"}, "ROI_SAMPLING"),
     ({"CONV_INIT": "kaiming"}, "CONV_INIT"),
+    ({"PROPOSAL_SELECTION": "per_level"}, "PROPOSAL_SELECTION"),
 ])
 def test_each_bad_setting_is_named_in_the_error(overrides, attribute):
     with pytest.raises(ValueError) as error:
@@ -169,7 +170,8 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
                                                   "LOSS_WEIGHTS", "BATCH_SIZE", "IMAGE_SHAPE",
                                                   "IMAGE_META_SIZE", "BATCH_NORM_MOMENTUM",
                                                   "KEEP_CHECKPOINTS", "MRCNN_BBOX_LOSS",
-                                                  "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT"})
+                                                  "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
+                                                  "PROPOSAL_SELECTION"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -184,8 +186,8 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 13    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
-    #                                   MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT: ours
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 14    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
+    #            MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION: ours
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])

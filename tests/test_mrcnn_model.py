@@ -10,7 +10,10 @@ import pytest
 from mrcnn import losses, utils, visualize
 from mrcnn.config import Config
 from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows, WeightsCheckpoint
+from mrcnn.data import make_inference_inputs
+from mrcnn.meta import compute_backbone_shapes
 from tests.shapes import CLASS_NAMES, ShapesDataset
+from tests.test_mrcnn_proposals import numpy_proposals_per_level
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "photos"
 matplotlib.use("Agg")
@@ -119,6 +122,35 @@ def test_conv_init_reaches_the_resnet_and_the_mask_head(tmp_path, mode):
         assert kernel.std() == pytest.approx(np.sqrt(2 / fan_out), rel=0.05), name
     box_kernel = model.get_layer("mrcnn_class_conv1").layer.kernel.numpy()     # 7x7, 32 -> 64: Glorot uniform
     assert box_kernel.std() == pytest.approx(np.sqrt(2 / (7 * 7 * 32 + 7 * 7 * 64)), rel=0.05)
+
+
+def test_per_level_proposals_in_both_modes(tmp_path, shapes):
+    """PROPOSAL_SELECTION "torchvision": the inference model's proposals are the per-level recipe
+    applied to its own RPN outputs, with levels as generate_anchors lays them; training runs."""
+    # 5 anchors a level at most: which boxes are candidates depends on where each level starts
+    config = TinyConfig(PROPOSAL_SELECTION="torchvision", PRE_NMS_LIMIT=5)
+    keras.utils.set_random_seed(0)
+    model = MaskRCNN("inference", config, tmp_path)
+    assert model.keras_model.get_layer("ROI").per_level
+    molded, metas, _ = make_inference_inputs([shapes.load_image(0), shapes.load_image(1)], config)
+    anchors = np.broadcast_to(model.get_anchors(molded.shape[1:]), (2,) + model.get_anchors(molded.shape[1:]).shape)
+    outputs = model.keras_model.predict_on_batch([molded, metas, anchors])
+    rpn_rois, rpn_class, rpn_bbox = (np.asarray(a) for a in outputs[4:])
+    level_sizes = [len(utils.generate_anchors(scale, config.RPN_ANCHOR_RATIOS, shape, stride, config.RPN_ANCHOR_STRIDE))
+                   for scale, shape, stride in zip(config.RPN_ANCHOR_SCALES,
+                                                   compute_backbone_shapes(config, molded.shape[1:]),
+                                                   config.BACKBONE_STRIDES)]
+    assert level_sizes[0] > config.PRE_NMS_LIMIT
+    for image in range(2):
+        expected, kept = numpy_proposals_per_level(rpn_class[image], rpn_bbox[image], anchors[image], level_sizes,
+                                                   config, config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD)
+        assert 0 < kept <= 4 * 5 + 3 < config.POST_NMS_ROIS_INFERENCE      # P6 (1 x 1) has 3 anchors
+        assert np.allclose(rpn_rois[image], expected, atol=1e-5)
+    trainer = MaskRCNN("training", config, tmp_path)
+    assert trainer.keras_model.get_layer("ROI").per_level
+    trainer.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0)
+    with open(Path(trainer.log_dir) / "training_log.csv") as log:
+        assert np.isfinite(float(next(csv.DictReader(log))["loss"]))
 
 
 def test_detect_returns_pixels_of_each_image(tmp_path):
