@@ -568,15 +568,15 @@ class MaskRCNN:
         scores = detections[:, 5].astype(np.float32)
         masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
 
-        # from normalised coordinates of the molded image to pixels of the original image
-        wy1, wx1, wy2, wx2 = utils.norm_boxes(np.asarray(window)[None], image_shape[:2])[0]
-        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-        boxes = (boxes - np.array([wy1, wx1, wy1, wx1])) / np.where(scale > 0, scale, 1)
-        boxes = utils.denorm_boxes(boxes, original_image_shape[:2])
+        # From normalised coordinates of the molded image to pixel edges of the original image:
+        # the molded image is the original scaled into `window`, so edges map linearly.
+        edges = utils.molded_to_original_edges(boxes, image_shape, window, original_image_shape)
+        boxes = np.rint(edges).astype(np.int32)
 
         nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
         boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
         height, width = original_image_shape[:2]
-        full = [utils.unmold_mask(m, b, original_image_shape) for m, b in zip(masks, boxes)]
+        # Masks go where the box really is (fractional edges), not where its rounding puts it.
+        full = [utils.unmold_mask(m, e, original_image_shape) for m, e in zip(masks, edges[nonempty])]
         full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
         return boxes, class_ids, scores, full_masks

@@ -442,15 +442,44 @@ def expand_mask(bbox, mini_mask, image_shape):
 def unmold_mask(mask, bbox, image_shape, threshold=0.5):
     """Turn the mask head's small float mask (h, w) for box `bbox` into an (H, W) bool mask.
 
-    The soft mask is resized to the box, thresholded, and placed in an image-sized canvas.
+    bbox is [y1, x1, y2, x2] in pixel edges, ends exclusive, whole or fractional. Mask cell i
+    of h covers rows [y1 + i (y2 - y1) / h, y1 + (i + 1) (y2 - y1) / h) (the cells the mask
+    targets were sampled at, mrcnn/targets.py); every image pixel whose centre lies in the box
+    takes the soft mask's bilinear value at that centre (edge cells extend to the box's edge),
+    then the threshold. For a whole-pixel box this is resizing the mask to the box.
     """
-    y1, x1, y2, x2 = (int(v) for v in bbox)
-    full = np.zeros(tuple(image_shape[:2]), dtype=bool)
-    if y2 <= y1 or x2 <= x1:
+    mask = np.asarray(mask, dtype=np.float64)
+    y1, x1, y2, x2 = (float(v) for v in bbox)
+    height, width = (int(v) for v in image_shape[:2])
+    full = np.zeros((height, width), dtype=bool)
+    rows = _pixels_centred_in(y1, y2, height)
+    columns = _pixels_centred_in(x1, x2, width)
+    if not len(rows) or not len(columns):
         return full
-    patch = _resize_array(np.asarray(mask, dtype=np.float32), y2 - y1, x2 - x1) >= threshold
-    _paste(full, (y1, x1, y2, x2), patch)
+    soft = _interpolate_rows(mask, _cell_positions(rows, y1, y2, mask.shape[0]))
+    soft = _interpolate_rows(soft.T, _cell_positions(columns, x1, x2, mask.shape[1])).T
+    full[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] = soft >= threshold
     return full
+
+
+def _pixels_centred_in(start, end, size):
+    """Pixel indices k in [0, size) whose centre k + 0.5 lies in [start, end)."""
+    first = max(int(np.ceil(start - 0.5)), 0)
+    stop = min(int(np.ceil(end - 0.5)), size)
+    return np.arange(first, stop) if end > start else np.arange(0)
+
+
+def _cell_positions(pixels, start, end, cells):
+    """Where the centres of `pixels` fall on a grid of `cells` cells spanning [start, end)."""
+    return np.clip((pixels + 0.5 - start) * cells / (end - start) - 0.5, 0, cells - 1)
+
+
+def _interpolate_rows(array, positions):
+    """Rows of a 2-D array linearly interpolated at fractional row `positions`."""
+    below = np.floor(positions).astype(int)
+    above = np.minimum(below + 1, array.shape[0] - 1)
+    weight = (positions - below)[:, None]
+    return array[below] * (1 - weight) + array[above] * weight
 
 
 # -- anchors ------------------------------------------------------------------------------
@@ -510,6 +539,20 @@ def denorm_boxes(boxes, shape):
     scale = np.array([height - 1, width - 1, height - 1, width - 1], dtype=np.float64)
     shift = np.array([0, 0, 1, 1], dtype=np.float64)
     return np.rint(np.asarray(boxes, dtype=np.float64) * scale + shift).astype(np.int32)
+
+
+def molded_to_original_edges(boxes, molded_shape, window, original_shape):
+    """Normalised boxes of a molded image -> float pixel edges [y1, x1, y2, x2] of the original.
+
+    The molded image holds the original resized into `window` ([y1, x1, y2, x2] pixels, ends
+    exclusive), so an edge e of the molded image is (e - window start) * original size /
+    window size in the original. Round the result for Matterport's int32 boxes.
+    """
+    height, width = molded_shape[:2]
+    edges = np.asarray(boxes, dtype=np.float64) * [height - 1, width - 1, height - 1, width - 1] + [0, 0, 1, 1]
+    wy1, wx1, wy2, wx2 = (float(v) for v in window)
+    scale = [original_shape[0] / max(wy2 - wy1, 1.0), original_shape[1] / max(wx2 - wx1, 1.0)] * 2
+    return (edges - [wy1, wx1, wy1, wx1]) * scale
 
 
 # -- evaluation ---------------------------------------------------------------------------

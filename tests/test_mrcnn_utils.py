@@ -284,6 +284,43 @@ def test_unmold_mask_places_the_soft_mask_in_its_box():
     assert full[10:50, 20:40].all() and full.sum() == 40 * 20
 
 
+def test_unmold_mask_on_a_whole_pixel_box_is_a_bilinear_resize():
+    """Oracle: OpenCV's bilinear resize of the soft mask to the box, thresholded."""
+    soft = np.random.default_rng(0).uniform(0, 1, (14, 14))
+    full = utils.unmold_mask(soft, (5, 7, 38, 29), (50, 40))
+    resized = cv2.resize(soft.astype(np.float32), (22, 33), interpolation=cv2.INTER_LINEAR) >= 0.5
+    assert np.array_equal(full[5:38, 7:29], resized) and full.sum() == resized.sum()
+
+
+def test_unmold_mask_on_a_fractional_box_takes_the_pixels_centred_inside():
+    full = utils.unmold_mask(np.ones((28, 28)), (10.4, 20.6, 30.5, 40.2), (60, 60))
+    rows, columns = np.nonzero(full.any(axis=1))[0], np.nonzero(full.any(axis=0))[0]
+    assert (rows[0], rows[-1], columns[0], columns[-1]) == (10, 29, 21, 39)     # centres 10.5..29.5, 21.5..39.5
+    assert full.sum() == 20 * 19
+    # Left half 0.8, right half 0.1: the edge between the halves sits at the box's middle, 40.5.
+    soft = np.where(np.arange(28) < 14, 0.8, 0.1)[None].repeat(28, axis=0)
+    full = utils.unmold_mask(soft, (0, 20.5, 10, 60.5), (10, 80))
+    assert np.nonzero(full[0])[0].tolist() == list(range(20, 40))
+    assert not utils.unmold_mask(soft, (5, 5, 5.2, 9), (10, 10)).any()          # no pixel centre inside
+    clipped = utils.unmold_mask(np.ones((7, 7)), (-3.5, -2, 4, 12.5), (10, 10))
+    assert clipped.sum() == 4 * 10 and clipped[:4].all()
+
+
+def test_molded_to_original_edges_inverts_the_resize():
+    image = np.zeros((100, 150, 3), np.uint8)
+    molded, window, scale, padding, _ = utils.resize_image(image, min_dim=256, max_dim=256, mode="square")
+    window_box = utils.norm_boxes(np.array([window]), molded.shape[:2])
+    np.testing.assert_allclose(utils.molded_to_original_edges(window_box, molded.shape, window, image.shape),
+                               [[0, 0, 100, 150]], atol=1e-4)
+    # A box of pixels 40..59 (rows), 30..89 (columns) of the molded image: its edges scaled back by
+    # the resize's size ratio on each axis (rows 100 -> 171, columns 150 -> 256: not quite `scale`).
+    box = utils.norm_boxes(np.array([[window[0] + 40, 30, window[0] + 60, 90]]), molded.shape[:2])
+    rows, columns = (window[2] - window[0]) / 100, (window[3] - window[1]) / 150
+    assert (window[2] - window[0], window[3] - window[1]) == (171, 256) and scale == pytest.approx(256 / 150)
+    np.testing.assert_allclose(utils.molded_to_original_edges(box, molded.shape, window, image.shape),
+                               [[40 / rows, 30 / columns, 60 / rows, 90 / columns]], atol=1e-4)
+
+
 # -- anchors and box normalisation -------------------------------------------------------
 
 def test_generate_anchors_grid_areas_and_ratios():
