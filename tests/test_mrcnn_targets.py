@@ -240,7 +240,10 @@ def test_torchvision_sampling_fills_the_sample_with_negatives():
     with pytest.raises(ValueError, match="roi_sampling"):
         DetectionTargetLayer(config, roi_sampling="all")
     restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
-    assert restored.roi_sampling == "torchvision"
+    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "cell_centres"
+    assert restored.image_shape == [SIZE, SIZE]
+    with pytest.raises(ValueError, match="mask_target_sampling"):
+        DetectionTargetLayer(config, mask_target_sampling="centre")
 
 
 def test_crowd_boxes_make_neither_positives_nor_negatives():
