@@ -99,9 +99,9 @@ class Config:
     MRCNN_BBOX_LOSS = "torchvision"  # box head loss: "torchvision" (smooth-L1 with beta 1/9, summed over the
                                      # positives, divided by the sampled ROIs) or "matterport" (beta 1, mean
                                      # over the positives); the first learnt faster on the learning bench
-    MASK_TARGET_SAMPLING = "cell_centres"  # mask targets: each of MASK_SHAPE cells of the ROI takes the mask
-                                           # at its centre, the inverse of utils.unmold_mask; "matterport":
-                                           # a grid from corner pixel to corner pixel (mrcnn/targets.py)
+    MASK_TARGET_SAMPLING = "corners"  # mask targets on the grid from the ROI's first to last pixel centre,
+                                      # as ROIAlign and unmold_mask; "matterport": mini masks sampled
+                                      # on their own grid, a little off (mrcnn/targets.py)
     PROPOSAL_SELECTION = "matterport"  # "matterport": the best PRE_NMS_LIMIT anchors of all levels, one NMS;
                                        # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
                                        # each level, then the best POST_NMS_ROIS_* of all levels
@@ -286,8 +286,8 @@ class Config:
         for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING", "PROPOSAL_SELECTION"):
             if getattr(self, name) not in ("torchvision", "matterport"):
                 self._fail(name, 'must be "torchvision" or "matterport"')
-        if self.MASK_TARGET_SAMPLING not in ("cell_centres", "matterport"):
-            self._fail("MASK_TARGET_SAMPLING", 'must be "cell_centres" or "matterport"')
+        if self.MASK_TARGET_SAMPLING not in ("corners", "matterport"):
+            self._fail("MASK_TARGET_SAMPLING", 'must be "corners" or "matterport"')
         if self.CONV_INIT not in ("glorot", "he"):
             self._fail("CONV_INIT", 'must be "glorot" or "he"')
         for name in ("USE_RPN_ROIS", "TRAIN_BN"):

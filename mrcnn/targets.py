@@ -21,14 +21,13 @@ Sampling (per image; ROI_SAMPLING "matterport", Matterport's rule, unless said o
 Rows are positives first, then negatives, then zero padding. Negatives and padding have class
 0, zero deltas and an all-zero mask.
 
-Mask targets (MASK_TARGET_SAMPLING "cell_centres", ours): the ROI is cut into MASK_SHAPE cells
-and each cell takes the ground-truth mask's (bilinear) value at its centre, rounded to 0 or 1.
-utils.unmold_mask reads a predicted mask back the same way (cell i of h covers
-[y1 + i (y2 - y1) / h, y1 + (i + 1) (y2 - y1) / h)), so a perfect prediction pastes back onto
-the ground truth. "matterport" samples a grid whose first and last points are the ROI's corner
-pixels (tf.image.crop_and_resize on the box as it is): read back with the cell rule it is
-stretched by up to half a cell on each side (a round trip of 24-60 px ellipses through mini
-masks kept a mean IoU of 0.94-0.95 with their ground truth; with cell centres 0.97-1.00).
+Mask targets (MASK_TARGET_SAMPLING "corners", ours): the ground-truth mask's bilinear values on
+a MASK_SHAPE grid running from the ROI's first pixel centre to its last, rounded to 0 or 1: the
+grid ROIAlign pools the features on, and the one utils.unmold_mask pastes a predicted mask back
+from, so a perfect prediction lands on the ground truth whether the gt masks are full or mini.
+"matterport" samples a mini mask on its own grid from corner cell to corner cell, which is not
+where those points lie in the image: a round trip of 24-60 px ellipses through mini masks kept a
+mean IoU of 0.94-0.96 with their ground truth (full masks or "corners": 0.97-1.00).
 """
 import keras
 import numpy as np
@@ -47,19 +46,18 @@ def pixel_edges(boxes, height, width):
     return boxes * scale + tf.constant([0.0, 0.0, 1.0, 1.0])
 
 
-def cell_centre_crop_boxes(rois, frames, grid_shape, image_shape, mask_shape):
-    """tf.image.crop_and_resize boxes that sample each roi's mask cells at their centres.
+def corner_crop_boxes(rois, frames, grid_shape, image_shape):
+    """tf.image.crop_and_resize boxes that sample each roi from its first to its last pixel centre.
 
     rois, frames: (N, 4) normalised boxes in the image (image_shape (H, W)); frames[n] is the
-    region the sampled grid (grid_shape (h, w) pixels) spans: the whole image for full masks,
-    the ground-truth box for mini masks. Returns (N, 4) boxes normalised to that grid.
+    region the sampled grid (grid_shape (h, w) pixels) spans: the whole image for full masks
+    (the result is then the rois themselves), the ground-truth box for mini masks. Returns
+    (N, 4) boxes normalised to that grid.
     """
     height, width = float(image_shape[0]), float(image_shape[1])
     roi_edges = pixel_edges(rois, height, width)
     frame_edges = pixel_edges(frames, height, width)
-    cells = tf.constant([float(mask_shape[0]), float(mask_shape[1])])
-    half_cell = (roi_edges[:, 2:] - roi_edges[:, :2]) / cells / 2.0
-    first, last = roi_edges[:, :2] + half_cell, roi_edges[:, 2:] - half_cell
+    first, last = roi_edges[:, :2] + 0.5, roi_edges[:, 2:] - 0.5
     grid = tf.cast(grid_shape, tf.float32)
     frame_size = frame_edges[:, 2:] - frame_edges[:, :2]
 
@@ -99,8 +97,8 @@ class DetectionTargetLayer(keras.layers.Layer):
             raise ValueError(f'DetectionTargetLayer: roi_sampling must be "matterport" or "torchvision", '
                              f'not {self.roi_sampling!r}')
         self.mask_target_sampling = str(setting(mask_target_sampling, "MASK_TARGET_SAMPLING"))
-        if self.mask_target_sampling not in ("cell_centres", "matterport"):
-            raise ValueError(f'DetectionTargetLayer: mask_target_sampling must be "cell_centres" or '
+        if self.mask_target_sampling not in ("corners", "matterport"):
+            raise ValueError(f'DetectionTargetLayer: mask_target_sampling must be "corners" or '
                              f'"matterport", not {self.mask_target_sampling!r}')
         self.image_shape = [int(v) for v in setting(image_shape, "IMAGE_SHAPE")[:2]]
         self.positive_quota = int(self.train_rois_per_image * self.roi_positive_ratio)
@@ -126,20 +124,17 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     def _mask_targets(self, rois, assigned_boxes, assigned_masks):
         """Each assigned gt mask (P, h, w) sampled on its roi's MASK_SHAPE grid, rounded to {0, 1}."""
-        if self.mask_target_sampling == "cell_centres":
-            # Mini masks span their gt box; full masks span the image.
-            frames = assigned_boxes if self.use_mini_mask else tf.ones_like(rois) * [0.0, 0.0, 1.0, 1.0]
-            boxes = cell_centre_crop_boxes(rois, frames, tf.shape(assigned_masks)[1:3], self.image_shape,
-                                           self.mask_shape)
-        elif self.use_mini_mask:
+        if not self.use_mini_mask:
+            boxes = rois            # the full mask spans the image: the roi is the grid already
+        elif self.mask_target_sampling == "corners":
+            boxes = corner_crop_boxes(rois, assigned_boxes, tf.shape(assigned_masks)[1:3], self.image_shape)
+        else:
             # Matterport's: the roi's corners in the unit frame of the gt box the mini mask spans.
             gy1, gx1, gy2, gx2 = tf.unstack(assigned_boxes, axis=1)
             y1, x1, y2, x2 = tf.unstack(rois, axis=1)
             gt_height, gt_width = gy2 - gy1, gx2 - gx1
             boxes = tf.stack([(y1 - gy1) / gt_height, (x1 - gx1) / gt_width,
                               (y2 - gy1) / gt_height, (x2 - gx1) / gt_width], axis=1)
-        else:
-            boxes = rois
         crops = tf.image.crop_and_resize(assigned_masks[..., None], boxes,
                                          tf.range(tf.shape(rois)[0]), self.mask_shape)
         return tf.round(crops[..., 0])

@@ -442,11 +442,11 @@ def expand_mask(bbox, mini_mask, image_shape):
 def unmold_mask(mask, bbox, image_shape, threshold=0.5):
     """Turn the mask head's small float mask (h, w) for box `bbox` into an (H, W) bool mask.
 
-    bbox is [y1, x1, y2, x2] in pixel edges, ends exclusive, whole or fractional. Mask cell i
-    of h covers rows [y1 + i (y2 - y1) / h, y1 + (i + 1) (y2 - y1) / h) (the cells the mask
-    targets were sampled at, mrcnn/targets.py); every image pixel whose centre lies in the box
-    takes the soft mask's bilinear value at that centre (edge cells extend to the box's edge),
-    then the threshold. For a whole-pixel box this is resizing the mask to the box.
+    bbox is [y1, x1, y2, x2] in pixel edges, ends exclusive, whole or fractional. The mask's
+    rows are samples from the box's first pixel centre (y1 + 0.5) to its last (y2 - 0.5), the
+    grid the mask targets and ROIAlign use (mrcnn/targets.py); every image pixel whose centre
+    lies in the box takes the soft mask's bilinear value there, then the threshold. For a
+    whole-pixel box this is an align-corners resize of the mask to the box.
     """
     mask = np.asarray(mask, dtype=np.float64)
     y1, x1, y2, x2 = (float(v) for v in bbox)
@@ -456,8 +456,8 @@ def unmold_mask(mask, bbox, image_shape, threshold=0.5):
     columns = _pixels_centred_in(x1, x2, width)
     if not len(rows) or not len(columns):
         return full
-    soft = _interpolate_rows(mask, _cell_positions(rows, y1, y2, mask.shape[0]))
-    soft = _interpolate_rows(soft.T, _cell_positions(columns, x1, x2, mask.shape[1])).T
+    soft = _interpolate_rows(mask, _sample_positions(rows, y1, y2, mask.shape[0]))
+    soft = _interpolate_rows(soft.T, _sample_positions(columns, x1, x2, mask.shape[1])).T
     full[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] = soft >= threshold
     return full
 
@@ -469,9 +469,11 @@ def _pixels_centred_in(start, end, size):
     return np.arange(first, stop) if end > start else np.arange(0)
 
 
-def _cell_positions(pixels, start, end, cells):
-    """Where the centres of `pixels` fall on a grid of `cells` cells spanning [start, end)."""
-    return np.clip((pixels + 0.5 - start) * cells / (end - start) - 0.5, 0, cells - 1)
+def _sample_positions(pixels, start, end, samples):
+    """Where the centres of `pixels` fall among `samples` points from start + 0.5 to end - 0.5."""
+    if end - start <= 1 or samples == 1:
+        return np.full(len(pixels), (samples - 1) / 2)
+    return np.clip((pixels - start) * (samples - 1) / (end - start - 1), 0, samples - 1)
 
 
 def _interpolate_rows(array, positions):

@@ -131,7 +131,7 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"ROI_SAMPLING": "fill"}, "ROI_SAMPLING"),
     ({"CONV_INIT": "kaiming"}, "CONV_INIT"),
     ({"PROPOSAL_SELECTION": "per_level"}, "PROPOSAL_SELECTION"),
-    ({"MASK_TARGET_SAMPLING": "centres"}, "MASK_TARGET_SAMPLING"),
+    ({"MASK_TARGET_SAMPLING": "cell_centres"}, "MASK_TARGET_SAMPLING"),
 ])
 def test_each_bad_setting_is_named_in_the_error(overrides, attribute):
     with pytest.raises(ValueError) as error:

@@ -45,8 +45,9 @@ def numpy_crop_and_resize(image, box, size):
     return out
 
 
-def numpy_cell_centre_samples(grid, frame_edges, roi_edges, size):
-    """Bilinear samples of `grid` at the centres of the roi's size[0] x size[1] cells.
+def numpy_corner_grid_samples(grid, frame_edges, roi_edges, size):
+    """Bilinear samples of `grid` on size[0] x size[1] points from the roi's first pixel centre
+    to its last (pixel-edge coordinates: roi_edges[0] + 0.5 to roi_edges[2] - 0.5).
 
     frame_edges, roi_edges: [y1, x1, y2, x2] pixel edges of the image; `grid` spans the frame
     (grid pixel k covers [f1 + k (f2 - f1) / n, ...)). Samples off the grid's pixel centres
@@ -55,11 +56,11 @@ def numpy_cell_centre_samples(grid, frame_edges, roi_edges, size):
     grid = np.asarray(grid, np.float64)
     out = np.zeros(size, np.float64)
     for i in range(size[0]):
-        centre_y = roi_edges[0] + (i + 0.5) * (roi_edges[2] - roi_edges[0]) / size[0]
-        y = (centre_y - frame_edges[0]) * grid.shape[0] / (frame_edges[2] - frame_edges[0]) - 0.5
+        point_y = roi_edges[0] + 0.5 + i * (roi_edges[2] - roi_edges[0] - 1) / (size[0] - 1)
+        y = (point_y - frame_edges[0]) * grid.shape[0] / (frame_edges[2] - frame_edges[0]) - 0.5
         for j in range(size[1]):
-            centre_x = roi_edges[1] + (j + 0.5) * (roi_edges[3] - roi_edges[1]) / size[1]
-            x = (centre_x - frame_edges[1]) * grid.shape[1] / (frame_edges[3] - frame_edges[1]) - 0.5
+            point_x = roi_edges[1] + 0.5 + j * (roi_edges[3] - roi_edges[1] - 1) / (size[1] - 1)
+            x = (point_x - frame_edges[1]) * grid.shape[1] / (frame_edges[3] - frame_edges[1]) - 0.5
             if not (-1e-6 <= y <= grid.shape[0] - 1 + 1e-6 and -1e-6 <= x <= grid.shape[1] - 1 + 1e-6):
                 continue
             y, x = min(max(y, 0.0), grid.shape[0] - 1), min(max(x, 0.0), grid.shape[1] - 1)
@@ -122,7 +123,7 @@ def jitter(boxes, rng, amount=0.01):
     return (boxes + rng.uniform(-amount, amount, boxes.shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("sampling", ["cell_centres", "matterport"])
+@pytest.mark.parametrize("sampling", ["corners", "matterport"])
 @pytest.mark.parametrize("use_mini_mask", [True, False])
 def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling):
     config = small_config(USE_MINI_MASK=use_mini_mask, MASK_TARGET_SAMPLING=sampling)
@@ -148,9 +149,9 @@ def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling):
         assert target_ids[row] == class_ids[best]
         expected = utils.box_refinement(rois[row:row + 1], gt_boxes[best:best + 1])[0] / config.BBOX_STD_DEV
         assert np.allclose(target_bbox[row], expected, atol=1e-4)
-        if sampling == "cell_centres":
+        if sampling == "corners":
             grid, frame = (mini, pixel_edges(gt_boxes[best])) if use_mini_mask else (full, [0, 0, SIZE, SIZE])
-            soft = numpy_cell_centre_samples(grid[:, :, best], frame, pixel_edges(rois[row]), (14, 14))
+            soft = numpy_corner_grid_samples(grid[:, :, best], frame, pixel_edges(rois[row]), (14, 14))
         elif use_mini_mask:
             gy1, gx1, gy2, gx2 = gt_boxes[best]
             y1, x1, y2, x2 = rois[row]
@@ -240,7 +241,7 @@ def test_torchvision_sampling_fills_the_sample_with_negatives():
     with pytest.raises(ValueError, match="roi_sampling"):
         DetectionTargetLayer(config, roi_sampling="all")
     restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
-    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "cell_centres"
+    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "corners"
     assert restored.image_shape == [SIZE, SIZE]
     with pytest.raises(ValueError, match="mask_target_sampling"):
         DetectionTargetLayer(config, mask_target_sampling="centre")
@@ -346,10 +347,10 @@ def round_trip_ious(use_mini_mask, sampling, sizes, images=3, seed=0):
 
 @pytest.mark.parametrize("use_mini_mask", [True, False])
 def test_mask_targets_read_back_onto_the_ground_truth(use_mini_mask):
-    """Cell-centre targets and unmold_mask are inverses: a perfect prediction gets its object back."""
-    ours = round_trip_ious(use_mini_mask, "cell_centres", (12, 24, 48))
+    """Corner-grid targets and unmold_mask are inverses: a perfect prediction gets its object back."""
+    ours = round_trip_ious(use_mini_mask, "corners", (12, 24, 48))
     assert ours[12] > 0.99 and ours[24] > 0.98 and ours[48] > 0.97, ours
     if use_mini_mask:
-        # Matterport's corner-to-corner grid read back with the cell rule loses 0.03-0.06 of IoU
-        matterport = round_trip_ious(use_mini_mask, "matterport", (24, 48))
-        assert matterport[24] < ours[24] - 0.02 and matterport[48] < ours[48] - 0.01, (matterport, ours)
+        # Matterport's mini mask grid is off by up to half a mini cell: small objects suffer most
+        matterport = round_trip_ious(use_mini_mask, "matterport", (12, 24))
+        assert matterport[12] < ours[12] - 0.1 and matterport[24] < ours[24] - 0.03, (matterport, ours)

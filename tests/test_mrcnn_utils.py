@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 from pycocotools import mask as coco_mask
 
 from mrcnn import utils
@@ -284,12 +285,13 @@ def test_unmold_mask_places_the_soft_mask_in_its_box():
     assert full[10:50, 20:40].all() and full.sum() == 40 * 20
 
 
-def test_unmold_mask_on_a_whole_pixel_box_is_a_bilinear_resize():
-    """Oracle: OpenCV's bilinear resize of the soft mask to the box, thresholded."""
+def test_unmold_mask_on_a_whole_pixel_box_is_an_align_corners_resize():
+    """Oracle: tf.image.crop_and_resize of the whole mask (documented as corner-to-corner bilinear)."""
     soft = np.random.default_rng(0).uniform(0, 1, (14, 14))
     full = utils.unmold_mask(soft, (5, 7, 38, 29), (50, 40))
-    resized = cv2.resize(soft.astype(np.float32), (22, 33), interpolation=cv2.INTER_LINEAR) >= 0.5
-    assert np.array_equal(full[5:38, 7:29], resized) and full.sum() == resized.sum()
+    resized = tf.image.crop_and_resize(soft[None, :, :, None], [[0.0, 0.0, 1.0, 1.0]], [0], (33, 22))
+    expected = resized.numpy()[0, :, :, 0] >= 0.5
+    assert np.array_equal(full[5:38, 7:29], expected) and full.sum() == expected.sum()
 
 
 def test_unmold_mask_on_a_fractional_box_takes_the_pixels_centred_inside():
