@@ -535,12 +535,17 @@ def norm_boxes(boxes, shape):
     return ((np.asarray(boxes, dtype=np.float64) - shift) / scale).astype(np.float32)
 
 
-def denorm_boxes(boxes, shape):
-    """Inverse of norm_boxes: normalised boxes -> int32 pixel boxes (rounded)."""
+def box_edges(boxes, shape):
+    """Inverse of norm_boxes without rounding: normalised boxes -> float pixel edges, ends exclusive."""
     height, width = shape[:2]
     scale = np.array([height - 1, width - 1, height - 1, width - 1], dtype=np.float64)
     shift = np.array([0, 0, 1, 1], dtype=np.float64)
-    return np.rint(np.asarray(boxes, dtype=np.float64) * scale + shift).astype(np.int32)
+    return np.asarray(boxes, dtype=np.float64) * scale + shift
+
+
+def denorm_boxes(boxes, shape):
+    """Inverse of norm_boxes: normalised boxes -> int32 pixel boxes (rounded)."""
+    return np.rint(box_edges(boxes, shape)).astype(np.int32)
 
 
 def molded_to_original_edges(boxes, molded_shape, window, original_shape):
@@ -550,8 +555,7 @@ def molded_to_original_edges(boxes, molded_shape, window, original_shape):
     exclusive), so an edge e of the molded image is (e - window start) * original size /
     window size in the original. Round the result for Matterport's int32 boxes.
     """
-    height, width = molded_shape[:2]
-    edges = np.asarray(boxes, dtype=np.float64) * [height - 1, width - 1, height - 1, width - 1] + [0, 0, 1, 1]
+    edges = box_edges(boxes, molded_shape)
     wy1, wx1, wy2, wx2 = (float(v) for v in window)
     scale = [original_shape[0] / max(wy2 - wy1, 1.0), original_shape[1] / max(wx2 - wx1, 1.0)] * 2
     return (edges - [wy1, wx1, wy1, wx1]) * scale
