@@ -1,0 +1,145 @@
+"""Summarise bench_learning.py runs of several seeds: each side's mean mask AP at every checkpoint.
+
+Why: one run of either side moves by about 0.1 AP50 from seed to seed (and torchvision's from run to run
+of the same seed), so one seed cannot say which side learns faster. Given the JSON files of several
+runs (`--out` of bench_learning.py; a `--compare-with` run's file holds both sides), this prints, at every
+checkpoint and for each side, the number of runs, the mean and the sample standard deviation of each score,
+whether ours' mean >= theirs' (at the 3 decimals printed, as bench_learning.py decides), and, over the
+files that hold both sides, in how many runs ours was >= theirs.
+
+    python bench/summarise_learning.py bench/results/ours_cpu_one_mask_grid_vs_theirs_h200_it368_seed*.json \
+        bench/results/theirs_h200_it368_seed[2-5].json
+
+A side's run that appears in two files (a `--compare-with` file repeats the other side's file) counts once.
+All files must be the same bench (the settings bench_learning.py compares, the checkpoints) and ours' runs
+the same `--engine` settings; anything else is an error naming the file.
+"""
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_learning import COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least    # noqa: E402
+
+SIDES = ("ours", "theirs")
+SAME_BENCH = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("iterations", "eval_every")
+
+
+def read_run(path):
+    """(settings, {side: {target: scores}}) of one result file; a clear error for anything else."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{path}: cannot read it as JSON ({error})") from None
+    settings = saved.get("settings") if isinstance(saved, dict) else None
+    checkpoints = saved.get("checkpoints") if isinstance(saved, dict) else None
+    if not isinstance(settings, dict) or not isinstance(checkpoints, list):
+        raise SystemExit(f"{path}: not a bench_learning.py result (no settings and checkpoints)")
+    if settings.get("iterations") is None:
+        raise SystemExit(f"{path}: that run trained by minutes; only runs by --iterations are summarised")
+    sides = {}
+    for side in SIDES:
+        by_target = {row["target"]: row[side] for row in checkpoints
+                     if isinstance(row, dict) and isinstance(row.get(side), dict)}
+        if by_target:
+            sides[side] = by_target
+    if not sides:
+        raise SystemExit(f"{path}: no checkpoint of either side")
+    return settings, sides
+
+
+def collect(paths):
+    """Each side's distinct runs, the paired (ours, theirs) runs, the common settings and ours' engine."""
+    runs = {side: [] for side in SIDES}
+    paired, reference, engine = [], None, None
+    for path in paths:
+        settings, sides = read_run(path)
+        bench = {name: settings.get(name) for name in SAME_BENCH}
+        if reference is None:
+            reference, first = bench, path
+        elif bench != reference:
+            differ = "; ".join(f"{name} {bench[name]!r} here, {reference[name]!r} in {first}"
+                               for name in SAME_BENCH if bench[name] != reference[name])
+            raise SystemExit(f"{path}: not the same bench as {first}: {differ}")
+        if "ours" in sides:
+            this_engine = sorted(settings.get("engine") or [])
+            if engine is not None and this_engine != engine[0]:
+                raise SystemExit(f"{path}: ours ran with --engine {this_engine or 'none'}, "
+                                 f"but with {engine[0] or 'none'} in {engine[1]}")
+            engine = engine or (this_engine, path)
+        for side, by_target in sides.items():
+            run = (settings.get("seed"), by_target)
+            if run not in runs[side]:
+                runs[side].append(run)
+        if len(sides) == 2:
+            paired.append((sides["ours"], sides["theirs"]))
+    return runs, paired, reference, (engine or ([], None))[0]
+
+
+def checkpoint_summary(runs, paired, target):
+    """{side: {score: (n, mean, sd)}}, mean verdicts and paired counts at one checkpoint."""
+    summary = {}
+    for side in SIDES:
+        summary[side] = {}
+        for key in SCORES:
+            values = [by_target[target][key] for _, by_target in runs[side]
+                      if target in by_target and by_target[target].get(key) is not None]
+            sd = statistics.stdev(values) if len(values) > 1 else None
+            summary[side][key] = (len(values), statistics.fmean(values), sd) if values else (0, None, None)
+    means = {side: {key: summary[side][key][1] for key in SCORES} for side in SIDES}
+    verdicts = {key: _at_least(means["ours"], means["theirs"], key) for key in SCORES}
+    counts = {}
+    for key in SCORES:
+        wins = [_at_least(ours.get(target), theirs.get(target), key) for ours, theirs in paired]
+        wins = [win for win in wins if win is not None]
+        counts[key] = (sum(wins), len(wins))
+    return summary, verdicts, counts
+
+
+def _cell(n, mean, sd):
+    if mean is None:
+        return f"{'-':>13}"
+    return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}        "
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", metavar="JSON", help="bench_learning.py result files")
+    parser.add_argument("--out", help="also write the summary to this JSON file")
+    args = parser.parse_args(argv)
+    runs, paired, settings, engine = collect(args.files)
+    targets = sorted({target for side in SIDES for _, by_target in runs[side] for target in by_target})
+    print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {settings['iterations']} "
+          f"iterations; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
+          f"theirs {len(runs['theirs'])} (seeds {[seed for seed, _ in runs['theirs']]}); "
+          f"ours' --engine: {', '.join(engine) or 'none'}")
+    print("mean ± sample sd over the runs; 'mean': ours' mean >= theirs'; 'runs': in how many paired runs ours >= theirs")
+    rows = []
+    for key in SCORES:
+        print(f"\n{key:>7} | {'ours':^13} | {'theirs':^13} | mean | runs")
+        for target in targets:
+            summary, verdicts, counts = checkpoint_summary(runs, paired, target)
+            ours, theirs = summary["ours"][key], summary["theirs"][key]
+            won, of = counts[key]
+            verdict = "-" if verdicts[key] is None else ("yes" if verdicts[key] else "NO")
+            print(f"{target:>4} it | {_cell(*ours)} | {_cell(*theirs)} | {verdict:>4} | {won}/{of}")
+            rows.append({"target": target, "score": key, "ours": dict(zip(("runs", "mean", "sd"), ours)),
+                         "theirs": dict(zip(("runs", "mean", "sd"), theirs)), "ours_mean_at_least_theirs":
+                         verdicts[key], "paired_runs_ours_at_least_theirs": won, "paired_runs": of})
+    for key in ("ap50", "ap"):
+        verdicts = [row["ours_mean_at_least_theirs"] for row in rows if row["score"] == key]
+        if verdicts and None not in verdicts:
+            print(f"ours' mean {key} >= theirs' at every checkpoint (as trained, {VERDICT_DECIMALS} decimals): "
+                  f"{'yes' if all(verdicts) else 'NO'}")
+    if args.out:
+        from helpers.io import write_json_atomic    # the repository root is on the path via bench_learning
+        write_json_atomic(args.out, {"files": args.files, "engine": engine, "rows": rows}, indent=2)
+        print(f"summary: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""bench/summarise_learning.py: means over several learning-bench runs, checked against hand-made files."""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import summarise_learning    # noqa: E402
+
+SETTINGS = {"iterations": 20, "eval_every": 10, "size": 128, "batch": 4, "train_images": 256, "eval_images": 50,
+            "lr": 0.01, "warmup": 50, "bn_batches": 10, "engine": []}
+
+
+def _side(ap50):
+    return {"iterations": 0, "ap50": ap50, "ap": ap50 / 2, "ap50_bn": ap50 + 0.1, "ap_bn": None}
+
+
+def _write(path, seed, ours=None, theirs=None, **settings):
+    """A result file with ours and/or theirs AP50 at iterations 10 and 20."""
+    rows = [{"target": target, "ours": _side(ours[i]) if ours else None,
+             "theirs": _side(theirs[i]) if theirs else None} for i, target in enumerate((10, 20))]
+    path.write_text(json.dumps({"settings": {**SETTINGS, "seed": seed, **settings}, "checkpoints": rows}))
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    return [_write(tmp_path / "pair0.json", 0, ours=(0.5, 0.9), theirs=(0.4, 0.95)),
+            _write(tmp_path / "pair1.json", 1, ours=(0.7, 0.8), theirs=(0.6, 0.7)),
+            _write(tmp_path / "theirs0.json", 0, theirs=(0.4, 0.95)),        # the copy inside pair0.json
+            _write(tmp_path / "theirs2.json", 2, theirs=(0.8, 0.9))]
+
+
+def test_each_sides_runs_are_counted_once_and_averaged(files, tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    assert summarise_learning.main(files + ["--out", str(out)]) == 0
+    rows = {(row["target"], row["score"]): row for row in json.loads(out.read_text())["rows"]}
+    at10 = rows[(10, "ap50")]
+    assert at10["ours"]["runs"] == 2 and at10["theirs"]["runs"] == 3             # theirs0.json counted once
+    assert at10["ours"]["mean"] == pytest.approx(0.6)
+    assert at10["theirs"]["mean"] == pytest.approx(0.6)
+    assert at10["theirs"]["sd"] == pytest.approx(statistics.stdev([0.4, 0.6, 0.8]))
+    assert at10["ours_mean_at_least_theirs"] is True                              # 0.600 >= 0.600
+    assert (at10["paired_runs_ours_at_least_theirs"], at10["paired_runs"]) == (2, 2)
+    at20 = rows[(20, "ap50")]
+    assert at20["ours"]["mean"] == pytest.approx(0.85) and at20["theirs"]["mean"] == pytest.approx(0.85)
+    assert (at20["paired_runs_ours_at_least_theirs"], at20["paired_runs"]) == (1, 2)
+    assert rows[(20, "ap")]["ours_mean_at_least_theirs"] is True
+    assert rows[(10, "ap_bn")]["ours"]["runs"] == 0 and rows[(10, "ap_bn")]["ours_mean_at_least_theirs"] is None
+    printed = capsys.readouterr().out
+    assert "ours 2 run(s) (seeds [0, 1]), theirs 3 (seeds [0, 1, 2])" in printed
+    assert "ours' mean ap50 >= theirs' at every checkpoint (as trained, 3 decimals): yes" in printed
+
+
+def test_a_behind_mean_reads_no(tmp_path, capsys):
+    files = [_write(tmp_path / "a.json", 0, ours=(0.5, 0.9), theirs=(0.6, 0.9)),
+             _write(tmp_path / "b.json", 1, ours=(0.6, 0.9), theirs=(0.6, 0.9))]
+    summarise_learning.main(files)
+    printed = capsys.readouterr().out
+    assert "  10 it | 0.550 ± 0.071 | 0.600 ± 0.000 |   NO | 1/2" in printed
+    assert "ours' mean ap50 >= theirs' at every checkpoint (as trained, 3 decimals): NO" in printed
+
+
+@pytest.mark.parametrize("settings, ours, message", [
+    ({"size": 256}, None, "size 256 here, 128 in"),
+    ({"iterations": 30}, None, "iterations 30 here, 20 in"),
+    ({"engine": ["CONV_INIT=he"]}, (0.1, 0.2), "ours ran with --engine ['CONV_INIT=he'], but with none in"),
+    ({"iterations": None}, None, "trained by minutes"),
+])
+def test_runs_of_another_bench_are_refused_by_name(files, tmp_path, settings, ours, message):
+    odd = _write(tmp_path / "odd.json", 3, ours=ours, theirs=(0.1, 0.2), **settings)
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main(files + [odd])
+    assert str(failure.value).startswith(f"{odd}: ") and message in str(failure.value)
+
+
+@pytest.mark.parametrize("text, message", [("not json", "cannot read it as JSON"),
+                                           ('{"a": 1}', "not a bench_learning.py result"),
+                                           (json.dumps({"settings": SETTINGS, "checkpoints": []}), "no checkpoint")])
+def test_a_file_that_is_no_result_is_refused_by_name(tmp_path, text, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main([str(bad)])
+    assert str(failure.value).startswith(f"{bad}: ") and message in str(failure.value)
