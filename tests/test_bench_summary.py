@@ -86,3 +86,12 @@ def test_a_file_that_is_no_result_is_refused_by_name(tmp_path, text, message):
     with pytest.raises(SystemExit) as failure:
         summarise_learning.main([str(bad)])
     assert str(failure.value).startswith(f"{bad}: ") and message in str(failure.value)
+
+
+def test_batch_norm_lag_is_the_mean_gain_of_re_estimating(files, tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    summarise_learning.main(files + ["--out", str(out)])
+    lags = json.loads(out.read_text())["batch_norm_lag"]
+    assert lags["ours"]["ap50"] == [pytest.approx(0.1), 4]       # every ap50_bn is ap50 + 0.1
+    assert lags["theirs"]["ap"] == [None, 0]                      # no ap_bn anywhere
+    assert "ours: re-estimating the BatchNorm statistics adds +0.100 AP50" in capsys.readouterr().out
