@@ -124,11 +124,12 @@ def main(argv=None):
           f"theirs {len(runs['theirs'])} (seeds {[seed for seed, _ in runs['theirs']]}); "
           f"ours' --engine: {', '.join(engine) or 'none'}")
     print("mean ± sample sd over the runs; 'mean': ours' mean >= theirs'; 'runs': in how many paired runs ours >= theirs")
+    by_target = {target: checkpoint_summary(runs, paired, target) for target in targets}
     rows = []
     for key in SCORES:
         print(f"\n{key:>7} | {'ours':^13} | {'theirs':^13} | mean | runs")
         for target in targets:
-            summary, verdicts, counts = checkpoint_summary(runs, paired, target)
+            summary, verdicts, counts = by_target[target]
             ours, theirs = summary["ours"][key], summary["theirs"][key]
             won, of = counts[key]
             verdict = "-" if verdicts[key] is None else ("yes" if verdicts[key] else "NO")
