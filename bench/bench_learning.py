@@ -447,18 +447,24 @@ class Worker:
 COMPARED_SETTINGS = ("size", "batch", "train_images", "eval_images", "lr", "warmup", "seed", "bn_batches")
 
 
-def load_other_side(path, args):
-    """The other side's checkpoints and device from an earlier `--only` run's JSON, checked to compare with this run."""
-    side = "theirs" if args.only == "ours" else "ours"
+def read_result(path, label=""):
+    """(saved, settings, checkpoints) of a run by --iterations from its --out JSON; a clear error naming it else."""
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise SystemExit(f"--compare-with {path}: cannot read it as JSON ({error})") from None
+        raise SystemExit(f"{label}{path}: cannot read it as JSON ({error})") from None
     settings, checkpoints = (saved.get("settings"), saved.get("checkpoints")) if isinstance(saved, dict) else (0, 0)
     if not isinstance(settings, dict) or not isinstance(checkpoints, list):
-        raise SystemExit(f"--compare-with {path}: not a bench_learning.py result (no settings and checkpoints)")
+        raise SystemExit(f"{label}{path}: not a bench_learning.py result (no settings and checkpoints)")
     if settings.get("iterations") is None:
-        raise SystemExit(f"--compare-with {path}: that run trained by minutes; only runs by --iterations compare")
+        raise SystemExit(f"{label}{path}: that run trained by minutes; only runs by --iterations compare")
+    return saved, settings, checkpoints
+
+
+def load_other_side(path, args):
+    """The other side's checkpoints and device from an earlier `--only` run's JSON, checked to compare with this run."""
+    side = "theirs" if args.only == "ours" else "ours"
+    saved, settings, checkpoints = read_result(path, "--compare-with ")
     differ = [f"{name} {settings.get(name)!r} there, {getattr(args, name)!r} here"
               for name in COMPARED_SETTINGS if settings.get(name) != getattr(args, name)]
     if differ:

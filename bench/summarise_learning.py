@@ -8,21 +8,20 @@ whether ours' mean >= theirs' (at the 3 decimals printed, as bench_learning.py d
 files that hold both sides, in how many runs ours was >= theirs.
 
     python bench/summarise_learning.py bench/results/ours_cpu_one_mask_grid_vs_theirs_h200_it368_seed*.json \
-        bench/results/theirs_h200_it368_seed[2-5].json
+        bench/results/theirs_h200_it368_seed[0-5].json
 
 A side's run that appears in two files (a `--compare-with` file repeats the other side's file) counts once.
 All files must be the same bench (the settings bench_learning.py compares, the checkpoints) and ours' runs
 the same `--engine` settings; anything else is an error naming the file.
 """
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_learning import COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least    # noqa: E402
+from bench_learning import COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least, read_result    # noqa: E402
 
 SIDES = ("ours", "theirs")
 SAME_BENCH = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("iterations", "eval_every")
@@ -30,16 +29,7 @@ SAME_BENCH = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("ite
 
 def read_run(path):
     """(settings, {side: {target: scores}}) of one result file; a clear error for anything else."""
-    try:
-        saved = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"{path}: cannot read it as JSON ({error})") from None
-    settings = saved.get("settings") if isinstance(saved, dict) else None
-    checkpoints = saved.get("checkpoints") if isinstance(saved, dict) else None
-    if not isinstance(settings, dict) or not isinstance(checkpoints, list):
-        raise SystemExit(f"{path}: not a bench_learning.py result (no settings and checkpoints)")
-    if settings.get("iterations") is None:
-        raise SystemExit(f"{path}: that run trained by minutes; only runs by --iterations are summarised")
+    _, settings, checkpoints = read_result(path)
     sides = {}
     for side in SIDES:
         by_target = {row["target"]: row[side] for row in checkpoints
