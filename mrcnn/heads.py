@@ -13,6 +13,10 @@ The weights still belong to the wrapper layer, which carries the Matterport name
 `train_bn`: False freezes batch norm (inference statistics, moving averages never updated,
 gamma/beta still trainable), True or None lets it follow the training flag (batch statistics
 in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer setting.
+`batch_norm`: False builds both heads without their batch norm layers (`mrcnn_class_bn*`,
+`mrcnn_mask_bn*`), as torchvision's Mask R-CNN heads are: each convolution feeds its ReLU
+directly (through its own bias). Why: trained from scratch (TRAIN_BN), the heads' moving
+averages lag far behind what their layers compute, so inference normalises with stale values.
 """
 import keras
 import tensorflow as tf
@@ -80,7 +84,7 @@ def _per_roi(layer_class, name, *args, **kwargs):
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024):
+                         fc_layers_size=1024, batch_norm=True):
     """Classify each ROI and regress one box refinement per class.
 
     rois: (B, N, 4) normalised [y1, x1, y2, x2], zero rows are padding.
@@ -93,13 +97,15 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + list(feature_maps))
     # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
-    real_rois = RealROIs(name="real_rois")(rois)     # batch norm statistics leave the padding out
+    real_rois = RealROIs(name="real_rois")(rois) if batch_norm else None   # BN statistics leave out padding
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv1", fc_layers_size, (pool_size, pool_size),
                  padding="valid")(x)
-    x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x, real_rois=real_rois)
+    if batch_norm:
+        x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x, real_rois=real_rois)
     x = keras.layers.Activation("relu")(x)
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)   # 1x1 on 1x1: a matmul
-    x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x, real_rois=real_rois)
+    if batch_norm:
+        x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x, real_rois=real_rois)
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
 
@@ -116,7 +122,7 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None, logits=False, conv_init="glorot"):
+                         roi_image_ids=None, logits=False, conv_init="glorot", batch_norm=True):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
@@ -126,7 +132,7 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     uses it to run the head on the positive ROIs only. With `logits`, the last layer (same name and
     weights) gives the scores before the sigmoid: training computes its loss on those.
     conv_init: "glorot" or "he", how the four 3x3 convolutions and the deconvolution start
-    (see backbone.conv_initializer).
+    (see backbone.conv_initializer). batch_norm=False leaves out mrcnn_mask_bn1..4.
     """
     if roi_image_ids is None:
         x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
@@ -137,7 +143,8 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     for index in range(1, 5):
         x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same",
                      kernel_initializer=conv_initializer(conv_init))(x)
-        x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)
+        if batch_norm:
+            x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)
         x = keras.layers.Activation("relu")(x)
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
                  activation="relu", kernel_initializer=conv_initializer(conv_init))(x)
