@@ -111,8 +111,9 @@ class Config:
     TRAIN_BN = False                 # batch norm frozen: batches are too small to train it
     BATCH_NORM_MOMENTUM = 0.99       # with TRAIN_BN, how slowly the inference statistics follow the
                                      # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
-    HEAD_BATCH_NORM = True           # the box and mask heads' batch norm layers (Matterport's mrcnn_*_bn*);
-                                     # False leaves them out, as torchvision does: from scratch their
+    HEAD_NORM = "batch"              # after each conv of the box and mask heads: "batch" (Matterport's
+                                     # mrcnn_*_bn*), "group" (group norm, mrcnn_*_gn*: the same in training
+                                     # and inference) or "none" (torchvision); from scratch, batch norm's
                                      # moving averages lag behind the heads' fast-changing inputs
     GRADIENT_CLIP_NORM = 5.0         # each variable's gradient clipped to this norm on its own (Matterport's
                                      # Keras 2 clipnorm), so one steep layer does not shrink all the others
@@ -293,7 +294,9 @@ class Config:
             self._fail("MASK_TARGET_SAMPLING", 'must be "corners" or "matterport"')
         if self.CONV_INIT not in ("glorot", "he"):
             self._fail("CONV_INIT", 'must be "glorot" or "he"')
-        for name in ("USE_RPN_ROIS", "TRAIN_BN", "HEAD_BATCH_NORM"):
+        if self.HEAD_NORM not in ("batch", "group", "none"):
+            self._fail("HEAD_NORM", 'must be "batch", "group" or "none"')
+        for name in ("USE_RPN_ROIS", "TRAIN_BN"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")
 

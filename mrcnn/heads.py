@@ -13,11 +13,15 @@ The weights still belong to the wrapper layer, which carries the Matterport name
 `train_bn`: False freezes batch norm (inference statistics, moving averages never updated,
 gamma/beta still trainable), True or None lets it follow the training flag (batch statistics
 in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer setting.
-`batch_norm`: False builds both heads without their batch norm layers (`mrcnn_class_bn*`,
-`mrcnn_mask_bn*`), as torchvision's Mask R-CNN heads are: each convolution feeds its ReLU
-directly (through its own bias). Why: trained from scratch (TRAIN_BN), the heads' moving
-averages lag far behind what their layers compute, so inference normalises with stale values.
+`norm`: what follows each convolution of both heads before its ReLU. "batch" is Matterport's
+batch norm (`mrcnn_class_bn1`, ..., `mrcnn_mask_bn4`), "group" a group norm of 32 channel groups
+(`mrcnn_class_gn1`, ..., `mrcnn_mask_gn4`; Wu & He 2018, whose Mask R-CNN heads use it), "none"
+nothing, as torchvision's heads. Why the choice: trained from scratch (TRAIN_BN), batch norm's
+moving averages lag behind the heads' fast-changing inputs, so inference normalises with stale
+values; group norm computes the same thing in training and inference, from each ROI alone.
 """
+import math
+
 import keras
 import tensorflow as tf
 
@@ -83,8 +87,26 @@ def _per_roi(layer_class, name, *args, **kwargs):
     return ROITimeDistributed(layer_class(*args, name=name, **kwargs), name=name)
 
 
+HEAD_NORMS = ("batch", "group", "none")
+GROUP_NORM_GROUPS = 32                  # Wu & He 2018's default
+
+
+def _head_norm(x, norm, stem, index, train_bn, real_rois=None):
+    """x normalised as `norm` says (see the module docstring), by a layer named `<stem>_bn<index>`
+    or `<stem>_gn<index>`; real_rois, for batch norm, picks the rows its statistics come from."""
+    if norm == "batch":
+        extra = {} if real_rois is None else {"real_rois": real_rois}
+        return _per_roi(BatchNorm, f"{stem}_bn{index}", train_bn=train_bn)(x, **extra)
+    if norm == "group":
+        groups = math.gcd(GROUP_NORM_GROUPS, x.shape[-1])      # 32, or fewer for a thin test head
+        return _per_roi(keras.layers.GroupNormalization, f"{stem}_gn{index}", groups=groups)(x)
+    if norm == "none":
+        return x
+    raise ValueError(f"head norm must be one of {HEAD_NORMS}, not {norm!r}")
+
+
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, batch_norm=True):
+                         fc_layers_size=1024, norm="batch"):
     """Classify each ROI and regress one box refinement per class.
 
     rois: (B, N, 4) normalised [y1, x1, y2, x2], zero rows are padding.
@@ -97,15 +119,13 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
         [rois, image_meta] + list(feature_maps))
     # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
-    real_rois = RealROIs(name="real_rois")(rois) if batch_norm else None   # BN statistics leave out padding
+    real_rois = RealROIs(name="real_rois")(rois) if norm == "batch" else None   # BN statistics: no padding
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv1", fc_layers_size, (pool_size, pool_size),
                  padding="valid")(x)
-    if batch_norm:
-        x = _per_roi(BatchNorm, "mrcnn_class_bn1", train_bn=train_bn)(x, real_rois=real_rois)
+    x = _head_norm(x, norm, "mrcnn_class", 1, train_bn, real_rois)
     x = keras.layers.Activation("relu")(x)
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)   # 1x1 on 1x1: a matmul
-    if batch_norm:
-        x = _per_roi(BatchNorm, "mrcnn_class_bn2", train_bn=train_bn)(x, real_rois=real_rois)
+    x = _head_norm(x, norm, "mrcnn_class", 2, train_bn, real_rois)
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
 
@@ -122,7 +142,7 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None, logits=False, conv_init="glorot", batch_norm=True):
+                         roi_image_ids=None, logits=False, conv_init="glorot", norm="batch"):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
@@ -132,7 +152,7 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     uses it to run the head on the positive ROIs only. With `logits`, the last layer (same name and
     weights) gives the scores before the sigmoid: training computes its loss on those.
     conv_init: "glorot" or "he", how the four 3x3 convolutions and the deconvolution start
-    (see backbone.conv_initializer). batch_norm=False leaves out mrcnn_mask_bn1..4.
+    (see backbone.conv_initializer). norm: "batch", "group" or "none" (module docstring).
     """
     if roi_image_ids is None:
         x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
@@ -143,8 +163,7 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     for index in range(1, 5):
         x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same",
                      kernel_initializer=conv_initializer(conv_init))(x)
-        if batch_norm:
-            x = _per_roi(BatchNorm, f"mrcnn_mask_bn{index}", train_bn=train_bn)(x)
+        x = _head_norm(x, norm, "mrcnn_mask", index, train_bn)
         x = keras.layers.Activation("relu")(x)
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
                  activation="relu", kernel_initializer=conv_initializer(conv_init))(x)

@@ -126,7 +126,8 @@ def test_callable_backbone_with_shape_function_is_accepted():
                        "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": -1.0}}, "LOSS_WEIGHTS"),
     ({"USE_MINI_MASK": "yes"}, "USE_MINI_MASK"),
     ({"TRAIN_BN": None}, "TRAIN_BN"),
-    ({"HEAD_BATCH_NORM": "no"}, "HEAD_BATCH_NORM"),
+    ({"HEAD_NORM": "layer"}, "HEAD_NORM"),
+    ({"HEAD_NORM": False}, "HEAD_NORM"),
     ({"MRCNN_BBOX_LOSS": "l1"}, "MRCNN_BBOX_LOSS"),
     ({"RPN_BBOX_LOSS": None}, "RPN_BBOX_LOSS"),
     ({"ROI_SAMPLING": "fill"}, "ROI_SAMPLING"),
@@ -174,7 +175,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
                                                   "KEEP_CHECKPOINTS", "MRCNN_BBOX_LOSS",
                                                   "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
                                                   "PROPOSAL_SELECTION", "MASK_TARGET_SAMPLING",
-                                                  "HEAD_BATCH_NORM"})
+                                                  "HEAD_NORM"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -191,7 +192,7 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
     assert len(settings) == len(MATTERPORT_DEFAULTS) + 16    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
     # MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION, MASK_TARGET_SAMPLING,
-    # HEAD_BATCH_NORM: ours
+    # HEAD_NORM: ours
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])

@@ -124,17 +124,20 @@ def test_conv_init_reaches_the_resnet_and_the_mask_head(tmp_path, mode):
     assert box_kernel.std() == pytest.approx(np.sqrt(2 / (7 * 7 * 32 + 7 * 7 * 64)), rel=0.05)
 
 
-def test_heads_without_batch_norm_load_matterport_files_train_and_detect(tmp_path, shapes):
-    """HEAD_BATCH_NORM=False: a file of the full model (Matterport's layout) loads by name with its
-    six head batch norm layers reported unused, the rest set; the model trains and detects."""
+@pytest.mark.parametrize("norm", ["none", "group"])
+def test_heads_without_batch_norm_load_matterport_files_train_and_detect(tmp_path, shapes, norm):
+    """HEAD_NORM "none" or "group": a file of the full model (Matterport's layout) loads by name with
+    its six head batch norm layers reported unused (and, for "group", the six group norm layers
+    missing), the rest set; the model trains and detects."""
     from mrcnn import weights
 
     full = MaskRCNN("inference", TinyConfig(), tmp_path / "full")
     path = weights.save_weights(full.keras_model, tmp_path / "full.h5")
-    model = MaskRCNN("training", TinyConfig(HEAD_BATCH_NORM=False, LEARNING_RATE=0.001), tmp_path / "bare")
+    model = MaskRCNN("training", TinyConfig(HEAD_NORM=norm, LEARNING_RATE=0.001), tmp_path / "bare")
     report = model.load_weights(str(path), by_name=True)
     bn_names = ["mrcnn_class_bn1", "mrcnn_class_bn2"] + [f"mrcnn_mask_bn{i}" for i in range(1, 5)]
-    assert sorted(report.unused) == sorted(bn_names) and report.missing == [] and report.skipped == []
+    assert sorted(report.unused) == sorted(bn_names) and report.skipped == []
+    assert sorted(report.missing) == ([] if norm == "none" else sorted(n.replace("_bn", "_gn") for n in bn_names))
     for name in ("mrcnn_class_conv2", "mrcnn_mask_conv4", "res2a_branch2a"):
         for loaded, saved in zip(model.keras_model.get_layer(name).get_weights(),
                                  full.keras_model.get_layer(name).get_weights()):
@@ -143,7 +146,7 @@ def test_heads_without_batch_norm_load_matterport_files_train_and_detect(tmp_pat
     model.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads")
     with open(Path(model.log_dir) / "training_log.csv") as log:
         assert np.isfinite(float(next(csv.DictReader(log))["mrcnn_mask_loss"]))
-    detector = MaskRCNN("inference", TinyConfig(HEAD_BATCH_NORM=False), tmp_path / "bare")
+    detector = MaskRCNN("inference", TinyConfig(HEAD_NORM=norm), tmp_path / "bare")
     detector.load_weights(model.find_last(), by_name=True)
     result = detector.detect([shapes.load_image(0)])[0]
     assert result["masks"].shape[:2] == (64, 64)
