@@ -29,7 +29,8 @@ process: importing torchvision after TensorFlow crashes), the two taking turns c
 (never both at once, so they do not share the cores): by wall time, --minutes in chunks of --every
 minutes of training each (the faster model does more iterations; the first iteration's tracing
 counts), or by iterations, --iterations in chunks of --eval-every. Evaluation time is not training
-time. One line per checkpoint, then a table, also written as JSON to --out.
+time. One line per checkpoint, then a table, also written as JSON to --out: rewritten after every
+checkpoint with "complete": false until the last, so a run stopped early keeps what it measured.
 
     .venv/bin/python bench/bench_learning.py                      # 25 min each, checkpoint every 5
     .venv/bin/python bench/bench_learning.py --iterations 20 --eval-every 10 --threads 2
@@ -591,6 +592,17 @@ def parse_args(argv):
     return args
 
 
+def _speeds(rows, devices):
+    """Each side's device and speed at its latest checkpoint."""
+    speeds = {}
+    for name in devices:
+        last = rows[-1][name] if rows else None
+        if last:
+            speeds[name] = {"device": devices[name], "seconds_per_iteration": last["seconds_per_iteration"],
+                            "first_iteration_seconds": last["first_iteration_seconds"]}
+    return speeds
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -613,6 +625,7 @@ def main(argv=None):
                          f"{reference.TORCH_INSTALL}")
 
     workers, devices, other, saved = [], {}, None, {}
+    settings = {key: value for key, value in vars(args).items() if key != "worker"}
     if args.compare_with:
         other, saved, devices[other] = load_other_side(args.compare_with, args)
         print(f"  {other}: {devices[other]}")
@@ -635,26 +648,26 @@ def main(argv=None):
             verdicts = ", ".join(f"{key} {_yes(row[f'ours_at_least_theirs_{key}'])}" for key in SCORES)
             print(f"[{target:g} {unit}] ours {_side_text(row['ours'])} | theirs {_side_text(row['theirs'])} | "
                   f"ours >= theirs: {verdicts}", flush=True)
+            # kept after every checkpoint: a run stopped or killed later loses none of them
+            write_json_atomic(args.out, {"settings": settings, "complete": False,
+                                         "speed": _speeds(rows, devices), "checkpoints": rows}, indent=2)
     finally:
         for worker in workers:
             worker.close()
 
     print_table(rows, unit)
-    speeds = {}
-    for name in devices:
-        last = rows[-1][name]
-        speeds[name] = {"device": devices[name], "seconds_per_iteration": last["seconds_per_iteration"],
-                        "first_iteration_seconds": last["first_iteration_seconds"]}
-        print(f"{name}: {last['seconds_per_iteration']:.3f} s/iteration (median after the first; first "
-              f"{last['first_iteration_seconds']:.1f} s) on {devices[name]}")
+    speeds = _speeds(rows, devices)
+    for name, speed in speeds.items():
+        print(f"{name}: {speed['seconds_per_iteration']:.3f} s/iteration (median after the first; first "
+              f"{speed['first_iteration_seconds']:.1f} s) on {speed['device']}")
     for key, how in (("ap50", "as trained"), ("ap50_bn", "BatchNorm statistics re-estimated")):
         verdicts = [row[f"ours_at_least_theirs_{key}"] for row in rows]
         if None not in verdicts:
             print(f"goal ours >= theirs (mask AP50, {how}) at every checkpoint: "
                   f"{'met' if all(verdicts) else 'NOT met'}")
     print(f"load after: {_load()} (1/5/15 min)")
-    settings = {key: value for key, value in vars(args).items() if key != "worker"}
-    path = write_json_atomic(args.out, {"settings": settings, "speed": speeds, "checkpoints": rows}, indent=2)
+    path = write_json_atomic(args.out, {"settings": settings, "complete": True, "speed": speeds,
+                                        "checkpoints": rows}, indent=2)
     print(f"results: {path}")
     return 0
 

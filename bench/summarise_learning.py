@@ -113,6 +113,10 @@ def main(argv=None):
           f"iterations; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
           f"theirs {len(runs['theirs'])} (seeds {[seed for seed, _ in runs['theirs']]}); "
           f"ours' --engine: {', '.join(engine) or 'none'}")
+    short = [f"{side} seed {seed} (to {max(by_target):g} it)" for side in SIDES for seed, by_target in runs[side]
+             if set(by_target) != set(targets)]
+    if short:       # bench_learning.py keeps the checkpoints of a run stopped early
+        print(f"stopped early, counted at the checkpoints they reached: {', '.join(short)}")
     print("mean ± sample sd over the runs; 'mean': ours' mean >= theirs'; 'runs': in how many paired runs ours >= theirs")
     by_target = {target: checkpoint_summary(runs, paired, target) for target in targets}
     rows = []

@@ -149,9 +149,40 @@ def test_compare_with_puts_the_saved_side_beside_this_run_and_gives_the_verdict(
     printed = capsys.readouterr().out
     assert "theirs: cuda (from" in printed
     assert "goal ours >= theirs (mask AP50, as trained) at every checkpoint: NOT met" in printed   # 0.4 < 0.5
-    rows = json.loads(out.read_text())["checkpoints"]
+    saved = json.loads(out.read_text())
+    rows = saved["checkpoints"]
+    assert saved["complete"] is True
     assert [(row["ours"]["ap50"], row["theirs"]["ap50"]) for row in rows] == [(0.3, 0.25), (0.4, 0.5)]
     assert [row["ours_at_least_theirs_ap50"] for row in rows] == [True, False]
+
+
+def test_results_are_kept_after_every_checkpoint_when_a_run_stops(tmp_path, monkeypatch):
+    """A run stopped after its first checkpoint (here: the worker fails) leaves that checkpoint in --out."""
+    class OursThatStops:
+        def __init__(self, name, argv):
+            self.name, self.chunks = name, 0
+
+        def report(self, kind):
+            return {"device": "cpu"}
+
+        def run_chunk(self):
+            self.chunks += 1
+            if self.chunks > 1:
+                raise KeyboardInterrupt
+            return _entry(4, 0.3)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(bench_learning, "Worker", OursThatStops)
+    out = tmp_path / "ours.json"
+    with pytest.raises(KeyboardInterrupt):
+        bench_learning.main(["--only", "ours", "--iterations", "8", "--eval-every", "4", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["complete"] is False and saved["settings"]["iterations"] == 8
+    assert [(row["target"], row["ours"]["ap50"]) for row in saved["checkpoints"]] == [(4, 0.3)]
+    assert saved["speed"]["ours"]["device"] == "cpu"
+    assert list(tmp_path.iterdir()) == [out]                     # no temporary file left beside it
 
 
 def test_big_training_memory_line_on_a_gpu_and_on_a_cpu():

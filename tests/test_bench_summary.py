@@ -64,6 +64,23 @@ def test_a_behind_mean_reads_no(tmp_path, capsys):
     assert "ours' mean ap50 >= theirs' at every checkpoint (as trained, 3 decimals): NO" in printed
 
 
+def test_a_run_stopped_early_counts_where_it_reached_and_is_named(tmp_path, capsys):
+    full = _write(tmp_path / "full.json", 0, ours=(0.5, 0.9), theirs=(0.6, 0.9))
+    stopped = tmp_path / "stopped.json"              # bench_learning.py's file of a run killed after 10 it
+    saved = json.loads(Path(_write(stopped, 1, ours=(0.7, 0.0), theirs=(0.4, 0.8))).read_text())
+    saved["checkpoints"] = saved["checkpoints"][:1]
+    saved["complete"] = False
+    stopped.write_text(json.dumps(saved))
+    out = tmp_path / "summary.json"
+    summarise_learning.main([full, str(stopped), "--out", str(out)])
+    rows = {(row["target"], row["score"]): row for row in json.loads(out.read_text())["rows"]}
+    assert rows[(10, "ap50")]["ours"]["runs"] == 2 and rows[(10, "ap50")]["ours"]["mean"] == pytest.approx(0.6)
+    assert rows[(20, "ap50")]["ours"]["runs"] == 1 and rows[(20, "ap50")]["ours"]["mean"] == pytest.approx(0.9)
+    assert rows[(20, "ap50")]["paired_runs"] == 1
+    assert ("stopped early, counted at the checkpoints they reached: ours seed 1 (to 10 it), theirs seed 1 "
+            "(to 10 it)") in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("settings, ours, message", [
     ({"size": 256}, None, "size 256 here, 128 in"),
     ({"iterations": 30}, None, "iterations 30 here, 20 in"),
