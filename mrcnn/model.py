@@ -225,8 +225,7 @@ def build_network(mode, config):
                              name="ROI")([rpn_class, rpn_bbox, input_anchors] + level_sizes)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
-            norm=config.HEAD_NORM)
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, norm=config.HEAD_NORM)
     detections = DetectionLayer(config, name="mrcnn_detection")([rpn_rois, mrcnn_class, mrcnn_bbox,
                                                                  input_image_meta])
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
