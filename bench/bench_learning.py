@@ -208,6 +208,18 @@ class Ours(Learner):
         self.batches = iter(make_training_dataset(train_set, config, shuffle=True, seed=args.seed))
         self.step = tf.function(self.trainer.train_step, jit_compile=False, reduce_retracing=True)
 
+    def train_chunk(self, until_seconds=None, until_iterations=None, progress=True):
+        """As Learner's; with Config.PRECISE_BN_BATCHES a chunk ends as train() ends an epoch: the trained
+        BatchNorm layers' statistics re-measured (the same call, its seconds counted as training)."""
+        loss = super().train_chunk(until_seconds, until_iterations, progress)
+        batches = self.model.config.PRECISE_BN_BATCHES
+        if batches:
+            started = time.perf_counter()
+            self.model.calibrate_batch_norm(self.train_set, batches=batches, seed=self.args.seed + self.iterations,
+                                            trainable_only=True)
+            self.train_seconds += time.perf_counter() - started
+        return loss
+
     def train_step(self, learning_rate):
         for metric in self.trainer.metrics:     # the loss trackers are running means: this step's alone
             metric.reset_state()
@@ -583,7 +595,7 @@ def parse_args(argv):
         parser.error("--minutes and --every must be > 0")
     try:
         from mrcnn.config import Config
-        Config(NAME="learning", **engine_overrides(args.engine))
+        Config(**{"NAME": "learning", "TRAIN_BN": True} | engine_overrides(args.engine))    # TRAIN_BN as Ours
     except ValueError as error:
         parser.error(f"--engine: {error}")
     if args.compare_with and (args.only is None or args.iterations is None):

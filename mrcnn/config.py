@@ -111,6 +111,10 @@ class Config:
     TRAIN_BN = False                 # batch norm frozen: batches are too small to train it
     BATCH_NORM_MOMENTUM = 0.99       # with TRAIN_BN, how slowly the inference statistics follow the
                                      # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
+    PRECISE_BN_BATCHES = 0           # with TRAIN_BN: at the end of every epoch (before validation and the
+                                     # checkpoint) the trained BatchNorm layers' statistics are measured on
+                                     # this many training batches ("precise BN"), so every checkpoint infers
+                                     # with its own weights' statistics; 0 keeps the moving averages
     HEAD_NORM = "batch"              # after each conv of the box and mask heads: "batch" (Matterport's
                                      # mrcnn_*_bn*), "group" (group norm, mrcnn_*_gn*: the same in training
                                      # and inference) or "none" (torchvision); from scratch, batch norm's
@@ -276,6 +280,7 @@ class Config:
         self._check_number("LEARNING_MOMENTUM", 0, 1, high_open=True)
         self._check_number("WEIGHT_DECAY", 0, math.inf, high_open=True)
         self._check_number("BATCH_NORM_MOMENTUM", 0, 1, high_open=True)
+        self._check_int("PRECISE_BN_BATCHES", minimum=0)
         if self.GRADIENT_CLIP_NORM is not None:
             self._check_number("GRADIENT_CLIP_NORM", 0, math.inf, low_open=True, high_open=True)
         if self.KEEP_CHECKPOINTS is not None and not (_is_int(self.KEEP_CHECKPOINTS) and self.KEEP_CHECKPOINTS >= 1):
@@ -299,6 +304,9 @@ class Config:
         for name in ("USE_RPN_ROIS", "TRAIN_BN"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")
+        if self.PRECISE_BN_BATCHES and not self.TRAIN_BN:
+            self._fail("PRECISE_BN_BATCHES", "needs TRAIN_BN = True: with frozen BatchNorm the statistics are "
+                                             "part of what training fits, and re-measuring them would change it")
 
 
 def _is_int(value):

@@ -361,6 +361,33 @@ class WeightsCheckpoint(keras.callbacks.Callback):
             path.unlink(missing_ok=True)
 
 
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Re-measures the trained BatchNorm layers' statistics after the last training step of every
+    epoch, before validation and the checkpoint (Config.PRECISE_BN_BATCHES, "precise BN").
+
+    Why: from scratch the moving averages lag weights that still move fast, so an epoch's
+    checkpoint can detect far worse than its weights can; measured on `batches` training batches
+    (MaskRCNN.calibrate_batch_norm) they are the statistics of the weights being saved.
+    """
+
+    def __init__(self, maskrcnn, dataset, batches, steps_per_epoch, seed=None):
+        super().__init__()
+        self.maskrcnn = maskrcnn
+        self.dataset = dataset
+        self.batches = int(batches)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.seed = seed
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.steps_per_epoch:
+            seed = None if self.seed is None else int(self.seed) + self.epoch + 1
+            self.maskrcnn.calibrate_batch_norm(self.dataset, batches=self.batches, seed=seed, trainable_only=True)
+
+
 def _tensorboard_callback(log_dir):
     """[TensorBoard callback] when the tensorboard package is installed, else [] with a warning."""
     try:
@@ -435,18 +462,21 @@ class MaskRCNN:
         self.set_log_dir(filepath)
         return report
 
-    def calibrate_batch_norm(self, dataset, batches=20, seed=0):
+    def calibrate_batch_norm(self, dataset, batches=20, seed=0, trainable_only=False):
         """Set every BatchNorm layer's inference statistics to their mean over `batches` batches.
 
         Why: a network built from random weights has statistics 0 and 1 everywhere, far from
         what its layers see; with TRAIN_BN = False they would stay wrong, and with TRAIN_BN =
         True and two images a batch the network learns to lean on each batch's own statistics,
         which inference does not have. Measuring them once on the data (before training from
-        scratch) gives a network whose training and inference agree. Returns the layer count.
+        scratch) gives a network whose training and inference agree. trainable_only: measure
+        only the layers that training is moving (those of the frozen layers stay, and the frozen
+        ones keep normalising with them). Returns the count of layers measured.
         """
         if self.mode != "training":
             raise RuntimeError("calibrate_batch_norm needs the model in mode='training'")
-        layers = list(batch_norm_layers(self.keras_model))
+        layers = [layer for layer in batch_norm_layers(self.keras_model)
+                  if layer.trainable or not trainable_only]
         saved = [(layer.momentum, getattr(layer, "train_bn", None), layer.trainable) for layer in layers]
         data = iter(make_training_dataset(dataset, self.config, shuffle=True, seed=seed))
         try:
@@ -503,7 +533,9 @@ class MaskRCNN:
         val_data = make_training_dataset(val_dataset, config, shuffle=True, seed=seed)
 
         os.makedirs(self.log_dir, exist_ok=True)
-        callbacks = [
+        precise = ([PreciseBatchNorm(self, train_dataset, config.PRECISE_BN_BATCHES, config.STEPS_PER_EPOCH, seed)]
+                   if config.PRECISE_BN_BATCHES else [])
+        callbacks = precise + [
             WeightsCheckpoint(self.keras_model, self.checkpoint_path, keep=config.KEEP_CHECKPOINTS),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "training_log.csv"), append=True),
         ] + _tensorboard_callback(self.log_dir) + list(custom_callbacks or [])

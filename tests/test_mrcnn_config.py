@@ -127,6 +127,9 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"USE_MINI_MASK": "yes"}, "USE_MINI_MASK"),
     ({"TRAIN_BN": None}, "TRAIN_BN"),
     ({"HEAD_NORM": "layer"}, "HEAD_NORM"),
+    ({"PRECISE_BN_BATCHES": -1, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
+    ({"PRECISE_BN_BATCHES": 2.5, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
+    ({"PRECISE_BN_BATCHES": 10, "TRAIN_BN": False}, "PRECISE_BN_BATCHES"),
     ({"HEAD_NORM": False}, "HEAD_NORM"),
     ({"MRCNN_BBOX_LOSS": "l1"}, "MRCNN_BBOX_LOSS"),
     ({"RPN_BBOX_LOSS": None}, "RPN_BBOX_LOSS"),
@@ -139,6 +142,13 @@ def test_each_bad_setting_is_named_in_the_error(overrides, attribute):
     with pytest.raises(ValueError) as error:
         ModaNetConfig(**overrides)
     assert f"ModaNetConfig.{attribute} = " in str(error.value)
+
+
+def test_precise_batch_norm_is_off_by_default_and_allowed_with_trained_batch_norm():
+    assert ModaNetConfig().PRECISE_BN_BATCHES == 0
+    assert ModaNetConfig(TRAIN_BN=True, PRECISE_BN_BATCHES=10).PRECISE_BN_BATCHES == 10
+    with pytest.raises(ValueError, match="PRECISE_BN_BATCHES = 10: needs TRAIN_BN = True"):
+        ModaNetConfig(PRECISE_BN_BATCHES=10)
 
 
 def test_base_config_needs_a_name_and_subclass_errors_name_the_class():
@@ -175,7 +185,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
                                                   "KEEP_CHECKPOINTS", "MRCNN_BBOX_LOSS",
                                                   "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
                                                   "PROPOSAL_SELECTION", "MASK_TARGET_SAMPLING",
-                                                  "HEAD_NORM"})
+                                                  "HEAD_NORM", "PRECISE_BN_BATCHES"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -190,9 +200,9 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 16    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 17    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
     # MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION, MASK_TARGET_SAMPLING,
-    # HEAD_NORM: ours
+    # HEAD_NORM, PRECISE_BN_BATCHES: ours
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])
