@@ -44,6 +44,9 @@ machines do not compare; the data, schedule and checkpoints must be the same, or
 TensorFlow uses its GPU when it sees one; torch uses --device (auto: cuda when available).
 --engine NAME=VALUE (repeatable) changes one setting of our Config (a Python literal, else a string), so a
 variant of the engine runs without editing the code; the JSON keeps the list under settings["engine"].
+With --engine PRECISE_BN_BATCHES=N each chunk of ours ends as MaskRCNN.train() ends an epoch: its trained
+BatchNorm layers' statistics measured on N training batches (counted as training time); torchvision's keep
+their moving averages.
 """
 import argparse
 import ast

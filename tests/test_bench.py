@@ -65,6 +65,24 @@ def test_a_bad_engine_setting_is_named(capsys):
     with pytest.raises(SystemExit):
         bench_learning.parse_args(["--engine", "CONV_INIT=kaiming"])
     assert "CONV_INIT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):     # ours trains its BatchNorm, unless the engine says otherwise
+        bench_learning.parse_args(["--engine", "PRECISE_BN_BATCHES=10", "--engine", "TRAIN_BN=False"])
+    assert "PRECISE_BN_BATCHES" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batches", [0, 3])
+def test_ours_ends_a_chunk_as_train_ends_an_epoch(batches):
+    """With PRECISE_BN_BATCHES the trained BatchNorm layers are measured once after the chunk's last step."""
+    from types import SimpleNamespace
+    calls = []
+    ours = object.__new__(bench_learning.Ours)
+    bench_learning.Learner.__init__(ours, bench_learning.parse_args(["--seed", "2"]), "train-set", "held-out")
+    ours.model = SimpleNamespace(config=SimpleNamespace(PRECISE_BN_BATCHES=batches),
+                                 calibrate_batch_norm=lambda *a, **k: calls.append(("measure", a, k)))
+    ours.train_step = lambda rate: calls.append("step") or 1.0
+    assert ours.train_chunk(until_iterations=4, progress=False) == 1.0
+    measured = [("measure", ("train-set",), {"batches": 3, "seed": 6, "trainable_only": True})]
+    assert calls == ["step"] * 4 + (measured if batches else [])
 
 
 def _entry(iterations, ap50, device="cpu"):
