@@ -95,6 +95,9 @@ SMOKE = Profile(
         # (04 calibrates them), then followed quickly enough that inference agrees with training
         "TRAIN_BN": True,
         "BATCH_NORM_MOMENTUM": 0.9,
+        # ... and measured again at the end of every epoch ("precise BN"), so each checkpoint and the
+        # validation losses use statistics of the weights themselves, not averages that lag them
+        "PRECISE_BN_BATCHES": 10,
         "TOP_DOWN_PYRAMID_SIZE": 64,
         "FPN_CLASSIF_FC_LAYERS_SIZE": 256,
         "RPN_ANCHOR_SCALES": (8, 16, 32, 64, 128),

@@ -166,7 +166,9 @@ def train_in_stages(model, train_set, val_set, profile, augmentation=None, callb
     """Run each stage of `training_stages(profile)` that the model has not finished yet.
 
     Returns the list of stages run as (layers, from_epoch, to_epoch). Checkpoints and
-    training_log.csv land in model.log_dir; every stage appends to the same log.
+    training_log.csv land in model.log_dir; every stage appends to the same log. With
+    TRAIN_BN the smoke profile sets PRECISE_BN_BATCHES, so every epoch's checkpoint carries
+    BatchNorm statistics measured for its own weights (MaskRCNN.train does it).
     """
     done = []
     for layers, until, learning_rate in training_stages(profile):
@@ -178,28 +180,7 @@ def train_in_stages(model, train_set, val_set, profile, augmentation=None, callb
         model.train(train_set, val_set, learning_rate=learning_rate, epochs=until, layers=layers,
                     augmentation=augmentation, custom_callbacks=callbacks, verbose=verbose, seed=profile.seed)
         done.append((layers, start, until))
-    if done and model.config.TRAIN_BN:
-        settle_batch_norm(model, train_set, seed=profile.seed)
     return done
-
-
-def settle_batch_norm(model, dataset, seed=0, batches=BN_CALIBRATION_BATCHES):
-    """Re-estimate every BatchNorm layer's statistics on `dataset`; write them into the last checkpoint.
-
-    Why: with TRAIN_BN (training from scratch) the statistics used at inference are moving
-    averages, and they lag weights that are still moving fast, so a young model can detect
-    next to nothing (on bench/bench_learning.py, one model scored mask AP50 0.069 with its moving
-    averages and 0.706 with re-estimated statistics). Measuring them once after training on
-    `batches` training batches ("precise BN", Wu & He 2018) gives inference the statistics of the
-    weights it runs. Returns the checkpoint's Path, which export_model then copies.
-    """
-    from mrcnn.weights import save_weights
-
-    count = model.calibrate_batch_norm(dataset, batches=batches, seed=seed)
-    checkpoint = save_weights(model.keras_model, model.find_last())
-    print(f"BatchNorm statistics of {count} layers re-estimated on {batches} training batches, "
-          f"saved into {checkpoint}")
-    return checkpoint
 
 
 def training_log(model):

@@ -60,9 +60,8 @@ def test_stages_count_epochs_on():
 class FakeModel:
     """Records train() calls; epochs move on like MaskRCNN's."""
 
-    def __init__(self, epoch=0, train_bn=False):
+    def __init__(self, epoch=0):
         self.epoch, self.calls = epoch, []
-        self.config = SimpleNamespace(TRAIN_BN=train_bn)
 
     def train(self, train_set, val_set, learning_rate, epochs, layers, **kwargs):
         self.calls.append((layers, self.epoch, epochs))
@@ -82,42 +81,11 @@ def test_train_in_stages_resumed_skips_what_is_done(capsys):
     assert "already done" in capsys.readouterr().out
 
 
-def _moving_variance(path, layer):
-    """A BatchNorm layer's moving variance as stored in a Keras 2 layout weight file."""
-    with h5py.File(path, "r") as f:
-        group = f[layer]
-        name = next(n for n in (v.decode() if isinstance(v, bytes) else v for v in group.attrs["weight_names"])
-                    if "moving_variance" in n)
-        return np.array(group[name])
-
-
-@pytest.mark.parametrize("train_bn, epoch, settled", [(True, 0, True), (False, 0, False), (True, 3, False)])
-def test_train_in_stages_settles_batch_norm_only_after_training_it(monkeypatch, train_bn, epoch, settled):
-    seen = []
-    monkeypatch.setattr(training, "settle_batch_norm", lambda model, dataset, seed: seen.append((dataset, seed)))
-    profile = replace(get_profile("smoke"), epochs_heads=1, epochs=3)
-    training.train_in_stages(FakeModel(epoch=epoch, train_bn=train_bn), "train-set", None, profile)
-    assert seen == ([("train-set", profile.seed)] if settled else [])
-
-
-def test_settle_batch_norm_writes_the_measured_statistics_into_the_last_checkpoint(tmp_path):
-    from mrcnn.model import MaskRCNN, batch_norm_layers
-    from tests.shapes import ShapesDataset
-
-    dataset = ShapesDataset()
-    dataset.load_shapes(4, size=64, seed=0)
-    dataset.prepare()
-    config = training.make_config(tiny_profile(), "tiny", NAMES)
-    model = MaskRCNN("training", config, tmp_path / "runs")
-    model.set_log_dir()
-    checkpoint = Path(model.checkpoint_path.format(epoch=1))
-    save_weights(model.keras_model, checkpoint)
-    assert np.allclose(_moving_variance(checkpoint, "bn_conv1"), 1.0)      # a new layer's variance: 1
-
-    assert training.settle_batch_norm(model, dataset, batches=2) == checkpoint
-    layer = next(b for b in batch_norm_layers(model.keras_model) if b.name == "bn_conv1")
-    after = _moving_variance(checkpoint, "bn_conv1")
-    assert not np.allclose(after, 1.0) and np.allclose(after, np.array(layer.moving_variance))
+def test_the_smoke_profile_measures_batch_norm_every_epoch_where_it_trains_it():
+    smoke = training.make_config(get_profile("smoke"), "model1", NAMES)
+    assert smoke.TRAIN_BN and smoke.PRECISE_BN_BATCHES == 10
+    full = training.make_config(get_profile("full"), "model1", NAMES)     # COCO weights: BatchNorm frozen
+    assert not full.TRAIN_BN and full.PRECISE_BN_BATCHES == 0
 
 
 def test_unknown_init_names_the_choices(tmp_path):
