@@ -19,7 +19,7 @@ Kept equal for both:
              (N, 1, H, W) masks thresholded at 0.5) and go through tests.shapes.coco_mask_ap, twice:
              with the BatchNorm statistics as training left them (moving averages, momentum 0.1 in
              torch's terms), and again after re-estimating them on --bn-batches training batches
-             (the mean over those batches; "precise BN", Wu & He 2018), then putting the moving
+             (the mean over those batches; "precise BN", Wu & Johnson 2021), then putting the moving
              averages back so training goes on untouched. A young model's weights move faster than
              its moving averages follow, so its first AP can be far below what its weights can do;
              the second AP measures the weights. The goal is checked on both.
