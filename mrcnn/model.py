@@ -470,8 +470,8 @@ class MaskRCNN:
         True and two images a batch the network learns to lean on each batch's own statistics,
         which inference does not have. Measuring them once on the data (before training from
         scratch) gives a network whose training and inference agree. trainable_only: measure
-        only the layers that training is moving (those of the frozen layers stay, and the frozen
-        ones keep normalising with them). Returns the count of layers measured.
+        only the layers that training moves; frozen layers keep their statistics (and normalise
+        with them while the others are measured). Returns the count of layers measured.
         """
         if self.mode != "training":
             raise RuntimeError("calibrate_batch_norm needs the model in mode='training'")
