@@ -102,6 +102,9 @@ class Config:
     MASK_TARGET_SAMPLING = "corners"  # mask targets on the grid from the ROI's first to last pixel centre,
                                       # as ROIAlign and unmold_mask; "matterport": mini masks sampled
                                       # on their own grid, a little off (mrcnn/targets.py)
+    MASK_TARGETS = "binary"          # mask head targets: "binary" (the sampled gt mask rounded to 0/1,
+                                     # Matterport's) or "soft" (the bilinear values themselves, fractions
+                                     # along the edges, as torchvision trains)
     PROPOSAL_SELECTION = "matterport"  # "matterport": the best PRE_NMS_LIMIT anchors of all levels, one NMS;
                                        # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
                                        # each level, then the best POST_NMS_ROIS_* of all levels
@@ -297,6 +300,8 @@ class Config:
                 self._fail(name, 'must be "torchvision" or "matterport"')
         if self.MASK_TARGET_SAMPLING not in ("corners", "matterport"):
             self._fail("MASK_TARGET_SAMPLING", 'must be "corners" or "matterport"')
+        if self.MASK_TARGETS not in ("binary", "soft"):
+            self._fail("MASK_TARGETS", 'must be "binary" or "soft"')
         if self.CONV_INIT not in ("glorot", "he"):
             self._fail("CONV_INIT", 'must be "glorot" or "he"')
         if self.HEAD_NORM not in ("batch", "group", "none"):

@@ -132,7 +132,7 @@ def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, b
 def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):
     """Mask head loss: per-pixel binary cross-entropy on positive ROIs, target class's channel only.
 
-    target_masks (B, T, h, w) in {0, 1}; target_class_ids (B, T); pred_masks (B, T, h, w, C)
+    target_masks (B, T, h, w) in [0, 1] (0/1, or fractions with MASK_TARGETS "soft"); target_class_ids (B, T); pred_masks (B, T, h, w, C)
     sigmoid probabilities (Matterport's signature), or with `from_logits` the scores before the
     sigmoid. Training passes logits: on probabilities the loss must clip them away from 0 and 1,
     and a pixel whose sigmoid has saturated on the wrong side then gets no gradient at all

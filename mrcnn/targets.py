@@ -29,6 +29,8 @@ from, so a perfect prediction lands on the ground truth whether the gt masks are
 where those points lie in the image. Round trips of 8-60 px ellipses through mini masks and back,
 mean IoU with their ground truth: "corners" 0.97-1.00; "matterport" read back as Matterport did
 (a resize by cells) 0.94-0.96 from 24 px up, read back by unmold_mask 0.79 (8 px) to 0.97 (60 px).
+MASK_TARGETS "binary" (Matterport's) rounds those values to 0 or 1; "soft" keeps them (torchvision's
+targets): a cell the object's edge crosses then asks for the fraction the bilinear sample gives.
 """
 import keras
 import numpy as np
@@ -74,12 +76,13 @@ class DetectionTargetLayer(keras.layers.Layer):
     Boxes are normalised. gt_masks are mini masks in their box's frame when USE_MINI_MASK,
     else full-image masks. Outputs, with T = TRAIN_ROIS_PER_IMAGE:
     rois (B, T, 4) float32, target_class_ids (B, T) int32, target_bbox (B, T, 4) float32,
-    target_mask (B, T, MASK_SHAPE[0], MASK_SHAPE[1]) float32 in {0, 1}.
+    target_mask (B, T, MASK_SHAPE[0], MASK_SHAPE[1]) float32 in {0, 1} (MASK_TARGETS "binary") or
+    in [0, 1] ("soft").
     """
 
     def __init__(self, config=None, train_rois_per_image=None, roi_positive_ratio=None,
                  bbox_std_dev=None, mask_shape=None, use_mini_mask=None, roi_sampling=None,
-                 mask_target_sampling=None, image_shape=None, **kwargs):
+                 mask_target_sampling=None, image_shape=None, mask_targets=None, **kwargs):
         super().__init__(**kwargs)
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
@@ -101,6 +104,10 @@ class DetectionTargetLayer(keras.layers.Layer):
         if self.mask_target_sampling not in ("corners", "matterport"):
             raise ValueError(f'DetectionTargetLayer: mask_target_sampling must be "corners" or '
                              f'"matterport", not {self.mask_target_sampling!r}')
+        self.mask_targets = str(setting(mask_targets, "MASK_TARGETS"))
+        if self.mask_targets not in ("binary", "soft"):
+            raise ValueError(f'DetectionTargetLayer: mask_targets must be "binary" or "soft", '
+                             f'not {self.mask_targets!r}')
         self.image_shape = [int(v) for v in setting(image_shape, "IMAGE_SHAPE")[:2]]
         self.positive_quota = int(self.train_rois_per_image * self.roi_positive_ratio)
 
@@ -110,7 +117,7 @@ class DetectionTargetLayer(keras.layers.Layer):
                     roi_positive_ratio=self.roi_positive_ratio, bbox_std_dev=self.bbox_std_dev,
                     mask_shape=self.mask_shape, use_mini_mask=self.use_mini_mask,
                     roi_sampling=self.roi_sampling, mask_target_sampling=self.mask_target_sampling,
-                    image_shape=self.image_shape)
+                    image_shape=self.image_shape, mask_targets=self.mask_targets)
         return base
 
     # -- per image ------------------------------------------------------------------------
@@ -124,7 +131,8 @@ class DetectionTargetLayer(keras.layers.Layer):
         return tf.minimum(wanted, self.train_rois_per_image - positive_count)
 
     def _mask_targets(self, rois, assigned_boxes, assigned_masks):
-        """Each assigned gt mask (P, h, w) sampled on its roi's MASK_SHAPE grid, rounded to {0, 1}."""
+        """Each assigned gt mask (P, h, w) sampled on its roi's MASK_SHAPE grid; rounded to {0, 1}
+        unless mask_targets is "soft"."""
         if not self.use_mini_mask:
             boxes = rois            # the full mask spans the image: the roi is the grid already
         elif self.mask_target_sampling == "corners":
@@ -138,6 +146,8 @@ class DetectionTargetLayer(keras.layers.Layer):
                               (y2 - gy1) / gt_height, (x2 - gx1) / gt_width], axis=1)
         crops = tf.image.crop_and_resize(assigned_masks[..., None], boxes,
                                          tf.range(tf.shape(rois)[0]), self.mask_shape)
+        if self.mask_targets == "soft":
+            return crops[..., 0]
         return tf.round(crops[..., 0])
 
     def _one_image(self, args):

@@ -311,3 +311,22 @@ def test_mrcnn_mask_loss_from_logits_equals_the_probability_form_and_keeps_its_g
     assert np.all(saturated == 1.0)
     _, gradient = value_and_gradients(losses.mrcnn_mask_loss_graph, wrong, np.array([[1]]), saturated, watch=2)
     assert np.all(gradient == 0)
+
+
+def test_mrcnn_mask_loss_takes_soft_targets_and_is_least_where_the_prediction_is_the_fraction():
+    """MASK_TARGETS "soft": fractions along the edges. On logits the gradient is sigmoid(s) - t per
+    pixel (over the pixel count), so it vanishes where the prediction equals the target fraction."""
+    rng = np.random.default_rng(3)
+    targets = rng.uniform(0.05, 0.95, (1, 1, 3, 3)).astype(np.float32)
+    scores = rng.normal(0, 1, (1, 1, 3, 3, 2)).astype(np.float32)
+    value, gradient = value_and_gradients(
+        lambda t, i, s: losses.mrcnn_mask_loss_graph(t, i, s, from_logits=True), targets, np.array([[1]]), scores,
+        watch=2)
+    t, p = targets[0, 0].astype(np.float64), 1 / (1 + np.exp(-scores[0, 0, :, :, 1].astype(np.float64)))
+    assert np.isclose(value, np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))), rtol=1e-5)
+    assert np.allclose(gradient[0, 0, :, :, 1], (p - t) / 9, atol=1e-6)
+    at_target = np.log(targets / (1 - targets))[..., None].repeat(2, axis=-1)
+    _, gradient = value_and_gradients(
+        lambda t, i, s: losses.mrcnn_mask_loss_graph(t, i, s, from_logits=True), targets, np.array([[1]]),
+        at_target, watch=2)
+    assert np.allclose(gradient, 0, atol=1e-6)

@@ -123,10 +123,11 @@ def jitter(boxes, rng, amount=0.01):
     return (boxes + rng.uniform(-amount, amount, boxes.shape)).astype(np.float32)
 
 
+@pytest.mark.parametrize("mask_targets", ["binary", "soft"])
 @pytest.mark.parametrize("sampling", ["corners", "matterport"])
 @pytest.mark.parametrize("use_mini_mask", [True, False])
-def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling):
-    config = small_config(USE_MINI_MASK=use_mini_mask, MASK_TARGET_SAMPLING=sampling)
+def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling, mask_targets):
+    config = small_config(USE_MINI_MASK=use_mini_mask, MASK_TARGET_SAMPLING=sampling, MASK_TARGETS=mask_targets)
     rng = np.random.default_rng(0)
     full, _, gt_boxes, mini = make_ground_truth(rng, 3)
     class_ids = np.array([2, 5, 1])
@@ -160,9 +161,13 @@ def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling):
             soft = numpy_crop_and_resize(mini[:, :, best].astype(np.float64), frame, (14, 14))
         else:
             soft = numpy_crop_and_resize(full[:, :, best].astype(np.float64), rois[row], (14, 14))
-        clear = np.abs(soft - 0.5) > 1e-3
-        assert np.array_equal(target_masks[row][clear], np.round(soft)[clear])
-        assert set(np.unique(target_masks[row])) <= {0.0, 1.0}
+        if mask_targets == "soft":     # the bilinear values themselves, fractions along the edges
+            assert np.allclose(target_masks[row], soft, atol=1e-5)
+            assert np.sum((target_masks[row] > 0.05) & (target_masks[row] < 0.95)) >= 4
+        else:
+            clear = np.abs(soft - 0.5) > 1e-3
+            assert np.array_equal(target_masks[row][clear], np.round(soft)[clear])
+            assert set(np.unique(target_masks[row])) <= {0.0, 1.0}
     assert sorted(seen) == [0, 1, 2, 3]
     assert all(target_masks[row].sum() > 20 for row in range(4))   # real garment masks, not blanks
 
@@ -242,9 +247,13 @@ def test_torchvision_sampling_fills_the_sample_with_negatives():
         DetectionTargetLayer(config, roi_sampling="all")
     restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
     assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "corners"
-    assert restored.image_shape == [SIZE, SIZE]
+    assert restored.image_shape == [SIZE, SIZE] and restored.mask_targets == "binary"
+    assert DetectionTargetLayer.from_config(
+        DetectionTargetLayer(config, mask_targets="soft").get_config()).mask_targets == "soft"
     with pytest.raises(ValueError, match="mask_target_sampling"):
         DetectionTargetLayer(config, mask_target_sampling="centre")
+    with pytest.raises(ValueError, match="mask_targets"):
+        DetectionTargetLayer(config, mask_targets="rounded")
 
 
 def test_crowd_boxes_make_neither_positives_nor_negatives():
