@@ -102,6 +102,10 @@ class Config:
     MASK_TARGET_SAMPLING = "corners"  # mask targets on the grid from the ROI's first to last pixel centre,
                                       # as ROIAlign and unmold_mask; "matterport": mini masks sampled
                                       # on their own grid, a little off (mrcnn/targets.py)
+    ROI_ALIGN = "matterport"         # where ROIAlign reads each level's features: "matterport" (the normalised
+                                     # box as it is: off by up to half a cell, more towards the image's
+                                     # edges) or "aligned" (at the box's own pixel centres, the grid the mask
+                                     # targets and unmold_mask use; mrcnn/roi_align.py)
     MASK_TARGETS = "binary"          # mask head targets: "binary" (the sampled gt mask rounded to 0/1,
                                      # Matterport's) or "soft" (the bilinear values themselves, fractions
                                      # along the edges, as torchvision trains)
@@ -300,6 +304,8 @@ class Config:
                 self._fail(name, 'must be "torchvision" or "matterport"')
         if self.MASK_TARGET_SAMPLING not in ("corners", "matterport"):
             self._fail("MASK_TARGET_SAMPLING", 'must be "corners" or "matterport"')
+        if self.ROI_ALIGN not in ("matterport", "aligned"):
+            self._fail("ROI_ALIGN", 'must be "matterport" or "aligned"')
         if self.MASK_TARGETS not in ("binary", "soft"):
             self._fail("MASK_TARGETS", 'must be "binary" or "soft"')
         if self.CONV_INIT not in ("glorot", "he"):

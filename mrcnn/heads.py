@@ -106,7 +106,7 @@ def _head_norm(x, norm, stem, index, train_bn, real_rois=None):
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, norm="batch"):
+                         fc_layers_size=1024, norm="batch", roi_align="matterport"):
     """Classify each ROI and regress one box refinement per class.
 
     rois: (B, N, 4) normalised [y1, x1, y2, x2], zero rows are padding.
@@ -114,9 +114,10 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     image_meta: (B, IMAGE_META_SIZE).
     Returns mrcnn_class_logits (B, N, num_classes), mrcnn_probs (B, N, num_classes) softmax,
     mrcnn_bbox (B, N, num_classes, 4) deltas [dy, dx, log(dh), log(dw)] (still scaled by
-    BBOX_STD_DEV, as the targets are).
+    BBOX_STD_DEV, as the targets are). roi_align: where ROIAlign reads, "matterport" or "aligned"
+    (mrcnn/roi_align.py).
     """
-    x = PyramidROIAlign([pool_size, pool_size], name="roi_align_classifier")(
+    x = PyramidROIAlign([pool_size, pool_size], roi_align, name="roi_align_classifier")(
         [rois, image_meta] + list(feature_maps))
     # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
     real_rois = RealROIs(name="real_rois")(rois) if norm == "batch" else None   # BN statistics: no padding
@@ -142,7 +143,8 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None, logits=False, conv_init="glorot", norm="batch"):
+                         roi_image_ids=None, logits=False, conv_init="glorot", norm="batch",
+                         roi_align="matterport"):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
@@ -153,12 +155,13 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     weights) gives the scores before the sigmoid: training computes its loss on those.
     conv_init: "glorot" or "he", how the four 3x3 convolutions and the deconvolution start
     (see backbone.conv_initializer). norm: "batch", "group" or "none" (module docstring).
+    roi_align: "matterport" or "aligned" (mrcnn/roi_align.py).
     """
     if roi_image_ids is None:
-        x = PyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+        x = PyramidROIAlign([pool_size, pool_size], roi_align, name="roi_align_mask")(
             [rois, image_meta] + list(feature_maps))
     else:
-        x = PackedPyramidROIAlign([pool_size, pool_size], name="roi_align_mask")(
+        x = PackedPyramidROIAlign([pool_size, pool_size], roi_align, name="roi_align_mask")(
             [rois, roi_image_ids, image_meta] + list(feature_maps))
     for index in range(1, 5):
         x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same",

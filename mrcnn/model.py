@@ -192,7 +192,7 @@ def build_network(mode, config):
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
-            norm=config.HEAD_NORM)
+            norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
         # Only positive ROIs have mask targets: the (costly) mask head runs on those rows alone,
         # packed over the batch, which gives the same loss as running it on every row.
         mask_rois = PositiveRows(name="positive_rois")([target_class_ids, rois])
@@ -200,7 +200,7 @@ def build_network(mode, config):
         mrcnn_mask_logits = build_fpn_mask_graph(
             mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True,
-            conv_init=config.CONV_INIT, norm=config.HEAD_NORM)
+            conv_init=config.CONV_INIT, norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
         target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
         inputs = {
@@ -225,13 +225,15 @@ def build_network(mode, config):
                              name="ROI")([rpn_class, rpn_bbox, input_anchors] + level_sizes)
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, norm=config.HEAD_NORM)
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, norm=config.HEAD_NORM,
+        roi_align=config.ROI_ALIGN)
     detections = DetectionLayer(config, name="mrcnn_detection")([rpn_rois, mrcnn_class, mrcnn_bbox,
                                                                  input_image_meta])
     detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                      conv_init=config.CONV_INIT, norm=config.HEAD_NORM)
+                                      conv_init=config.CONV_INIT, norm=config.HEAD_NORM,
+                                      roi_align=config.ROI_ALIGN)
     model = keras.Model([input_image, input_image_meta, input_anchors],
                         [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
                         name="mask_rcnn")

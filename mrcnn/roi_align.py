@@ -4,13 +4,25 @@ The box heads (classifier and mask) need a (pool_h, pool_w, C) patch for every r
 interest. Following the FPN paper (Lin et al. 2017, eq. 1), a box of w x h image pixels is
 read from pyramid level
 
-    k = k0 + log2(sqrt(w * h) / 224),   k0 = 4,   rounded and clipped to [2, 5]
+    k = k0 + log2(sqrt(w * h) / 224),   k0 = 4,   clipped to [2, 5]
+
+(the paper takes the floor of k; Matterport rounds it to the nearest level, and so do we)
 
 so small boxes come from the fine P2 map and large ones from the coarse P5 map. Each box is
 then cropped from its level with bilinear sampling (`tf.image.crop_and_resize`), as in the
 Mask R-CNN paper (He et al. 2017) without its extra sampling points, like Matterport.
 
 Padding rows (boxes that are all zero) are not cropped: their patches are exactly zero.
+
+Where the samples fall (`alignment`). A normalised box runs from its first pixel's centre to its
+last's (utils.norm_boxes: pixel index / (image side - 1)). "matterport" hands those numbers to
+crop_and_resize on each level's map as they are, so pixel p is read at cell p (h - 1) / (H - 1)
+of an h-cell map, where the cell whose centre is pixel p's lies at (p + 0.5) / stride - 0.5: the
+reading point drifts with the box's place in the image, from +0.5 cell at the top-left edge
+through 0 at the middle to -0.5 cell at the bottom-right (on P2 up to 2 px, on P5 up to 16 px).
+"aligned" converts each box to its level's cells first, so the features are read at the very
+image points the mask targets (targets.py) and utils.unmold_mask use: the grid from the box's
+first pixel centre to its last. Detectron2's `aligned=True` fixes the same half-pixel mismatch.
 """
 import keras
 import tensorflow as tf
@@ -20,6 +32,7 @@ from mrcnn.meta import parse_image_meta_graph
 PYRAMID_LEVELS = (2, 3, 4, 5)     # P2..P5; P6 is used by the RPN only
 CANONICAL_LEVEL = 4               # k0 in the FPN paper
 CANONICAL_SIZE = 224.0            # an ImageNet-sized box (224 x 224 pixels) maps to k0
+ROI_ALIGNMENTS = ("matterport", "aligned")
 
 
 def roi_pyramid_levels(boxes, image_shape):
@@ -42,12 +55,29 @@ def roi_pyramid_levels(boxes, image_shape):
     return tf.cast(level, tf.int32)
 
 
-def crop_rows_by_level(boxes, image_ids, levels, feature_maps, pool_shape):
+def boxes_on_feature_map(boxes, image_shape, feature_shape):
+    """Normalised image boxes (K, 4) -> crop_and_resize boxes on a feature map that sample the same
+    image points ("aligned", module docstring).
+
+    image_shape (K, 2+) each row's image (height, width) in pixels; feature_shape (2,) the map's.
+    Pixel index p (the centre of pixel p) is cell (p + 0.5) / stride - 0.5 of the map, stride =
+    image side / map side; crop_and_resize reads normalised coordinate c at cell c (side - 1).
+    """
+    image_hw = tf.cast(image_shape[:, :2], tf.float32)
+    feature_hw = tf.cast(feature_shape, tf.float32)[None]
+    pixels = boxes * tf.tile(image_hw - 1.0, [1, 2])
+    cells = (pixels + 0.5) / tf.tile(image_hw / feature_hw, [1, 2]) - 0.5
+    return cells / tf.tile(tf.maximum(feature_hw - 1.0, 1.0), [1, 2])
+
+
+def crop_rows_by_level(boxes, image_ids, levels, feature_maps, pool_shape, image_shape=None):
     """Crop row k's box from image image_ids[k] of the map of levels[k]: (K, pool_h, pool_w, C).
 
     boxes (K, 4) normalised; image_ids (K,) int32; levels (K,) int32 in PYRAMID_LEVELS, or 0 for
     a row that is not cropped (its patch is exactly zero). Each level's rows are cropped in one
-    call and scattered back to their own row, so row order is kept.
+    call and scattered back to their own row, so row order is kept. With image_shape (K, 2+), each
+    row's image size, the boxes are first put on each map's cells ("aligned", boxes_on_feature_map);
+    without it they are read as they are ("matterport").
     """
     boxes = tf.stop_gradient(boxes)
     image_ids = tf.stop_gradient(tf.cast(image_ids, tf.int32))
@@ -56,7 +86,11 @@ def crop_rows_by_level(boxes, image_ids, levels, feature_maps, pool_shape):
     all_rows, all_crops = [], []
     for level, feature_map in zip(PYRAMID_LEVELS, feature_maps):
         rows = tf.where(tf.equal(levels, level))                       # (K_level, 1)
-        crops = tf.image.crop_and_resize(feature_map, tf.gather_nd(boxes, rows), tf.gather_nd(image_ids, rows),
+        level_boxes = tf.gather_nd(boxes, rows)
+        if image_shape is not None:
+            level_boxes = boxes_on_feature_map(level_boxes, tf.gather_nd(image_shape, rows),
+                                               tf.shape(feature_map)[1:3])
+        crops = tf.image.crop_and_resize(feature_map, level_boxes, tf.gather_nd(image_ids, rows),
                                          pool_shape, method="bilinear")
         all_rows.append(tf.cast(rows, tf.int32))
         all_crops.append(tf.cast(crops, feature_maps[0].dtype))
@@ -79,11 +113,18 @@ class PyramidROIAlign(keras.layers.Layer):
     feature maps, as in Matterport.
     """
 
-    def __init__(self, pool_shape, **kwargs):
+    def __init__(self, pool_shape, alignment="matterport", **kwargs):
         super().__init__(**kwargs)
         self.pool_shape = tuple(int(side) for side in pool_shape)
         if len(self.pool_shape) != 2 or min(self.pool_shape) < 1:
             raise ValueError(f"pool_shape must be two positive sizes, got {pool_shape!r}")
+        if alignment not in ROI_ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ROI_ALIGNMENTS}, not {alignment!r}")
+        self.alignment = alignment
+
+    def _row_image_shapes(self, image_shape):
+        """What crop_rows_by_level needs for this layer's alignment: the rows' image shapes or None."""
+        return image_shape if self.alignment == "aligned" else None
 
     def call(self, inputs):
         boxes, image_meta = inputs[0], inputs[1]
@@ -96,8 +137,10 @@ class PyramidROIAlign(keras.layers.Layer):
 
         batch_rows = tf.shape(boxes)[:2]
         image_ids = tf.broadcast_to(tf.range(batch_rows[0])[:, None], batch_rows)
+        row_shapes = tf.gather(image_shape, tf.reshape(image_ids, [-1]))
         crops = crop_rows_by_level(tf.reshape(boxes, [-1, 4]), tf.reshape(image_ids, [-1]),
-                                   tf.reshape(levels, [-1]), feature_maps, self.pool_shape)
+                                   tf.reshape(levels, [-1]), feature_maps, self.pool_shape,
+                                   self._row_image_shapes(row_shapes))
         return tf.reshape(crops, tf.concat([batch_rows, tf.shape(crops)[1:]], axis=0))
 
     def _check_maps(self, feature_maps):
@@ -113,6 +156,7 @@ class PyramidROIAlign(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["pool_shape"] = list(self.pool_shape)
+        config["alignment"] = self.alignment
         return config
 
 
@@ -137,7 +181,8 @@ class PackedPyramidROIAlign(PyramidROIAlign):
         levels = roi_pyramid_levels(boxes[:, None], image_shape)[:, 0]
         is_padding = tf.reduce_all(tf.equal(boxes, 0.0), axis=-1)
         levels = tf.where(is_padding, tf.zeros_like(levels), levels)
-        return crop_rows_by_level(boxes, image_ids, levels, feature_maps, self.pool_shape)[None]
+        return crop_rows_by_level(boxes, image_ids, levels, feature_maps, self.pool_shape,
+                                  self._row_image_shapes(image_shape))[None]
 
     def compute_output_shape(self, input_shape):
         boxes_shape, feature_shape = input_shape[0], input_shape[3]

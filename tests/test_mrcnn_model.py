@@ -152,6 +152,24 @@ def test_heads_without_batch_norm_load_matterport_files_train_and_detect(tmp_pat
     assert result["masks"].shape[:2] == (64, 64)
 
 
+def test_roi_align_and_mask_targets_settings_reach_the_layers_and_train(tmp_path, shapes):
+    """ROI_ALIGN "aligned" reaches all three ROIAlign layers of both models, MASK_TARGETS "soft" the
+    target layer; the training model trains on them."""
+    config = TinyConfig(ROI_ALIGN="aligned", MASK_TARGETS="soft")
+    trainer = MaskRCNN("training", config, tmp_path)
+    detector = MaskRCNN("inference", config, tmp_path)
+    for model in (trainer, detector):
+        for name in ("roi_align_classifier", "roi_align_mask"):
+            assert model.keras_model.get_layer(name).alignment == "aligned"
+    assert trainer.keras_model.get_layer("proposal_targets").mask_targets == "soft"
+    default = MaskRCNN("training", TinyConfig(), tmp_path).keras_model
+    assert default.get_layer("roi_align_mask").alignment == "matterport"
+    assert default.get_layer("proposal_targets").mask_targets == "binary"
+    trainer.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0)
+    with open(Path(trainer.log_dir) / "training_log.csv") as log:
+        assert np.isfinite(float(next(csv.DictReader(log))["mrcnn_mask_loss"]))
+
+
 def test_per_level_proposals_in_both_modes(tmp_path, shapes):
     """PROPOSAL_SELECTION "torchvision": the inference model's proposals are the per-level recipe
     applied to its own RPN outputs, with levels as generate_anchors lays them; training runs."""

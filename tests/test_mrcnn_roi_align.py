@@ -107,6 +107,47 @@ def test_crops_match_bilinear_oracle():
             np.testing.assert_allclose(pooled[b, n], oracle, atol=1e-5)
 
 
+def cell_centre_maps(image_side, batch=1):
+    """P2..P5 whose two channels hold the image row and column (pixel index, the centre of pixel p
+    being p) of each cell's centre: cell k of a stride-s map covers pixels s k .. s k + s - 1."""
+    maps = []
+    for stride in (4, 8, 16, 32):
+        centres = stride * np.arange(image_side // stride) + (stride - 1) / 2
+        rows, cols = np.meshgrid(centres, centres, indexing="ij")
+        maps.append(np.broadcast_to(np.stack([rows, cols], -1), (batch,) + rows.shape + (2,)).astype(np.float32))
+    return maps
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_aligned_reads_each_box_at_its_own_pixel_centres_on_every_level(packed):
+    """Bilinear reading of a map that is linear in the image position gives the position itself:
+    "aligned" must read row i of a (y1, x1, y2, x2) box at pixel y1 + i (y2 - 1 - y1) / (n - 1),
+    the grid of the mask targets and unmold_mask, on every level. "matterport" misses by more than
+    a pixel on the coarse levels."""
+    pool = (5, 4)
+    pixel = np.array([[300, 200, 340, 230], [100, 500, 196, 610], [400, 380, 600, 560], [60, 90, 660, 750]],
+                     np.float32)
+    boxes = utils.norm_boxes(pixel, (1024, 1024))[None].astype(np.float32)
+    meta = make_meta(1024, 1024)[None]
+    levels = np.asarray(roi_pyramid_levels(boxes, np.array([[1024, 1024, 3]])))[0]
+    assert sorted(levels.tolist()) == [2, 3, 4, 5]
+
+    def read(alignment):
+        if packed:
+            return np.asarray(PackedPyramidROIAlign(pool, alignment)(
+                [boxes, np.zeros((1, 4), np.int32), meta] + cell_centre_maps(1024)))[0]
+        return np.asarray(PyramidROIAlign(pool, alignment)([boxes, meta] + cell_centre_maps(1024)))[0]
+
+    aligned, matterport = read("aligned"), read("matterport")
+    for n, (y1, x1, y2, x2) in enumerate(pixel):
+        rows = np.linspace(y1, y2 - 1, pool[0])[:, None].repeat(pool[1], 1)
+        cols = np.linspace(x1, x2 - 1, pool[1])[None, :].repeat(pool[0], 0)
+        np.testing.assert_allclose(aligned[n, ..., 0], rows, atol=2e-3)
+        np.testing.assert_allclose(aligned[n, ..., 1], cols, atol=2e-3)
+        if levels[n] >= 4:
+            assert np.abs(matterport[n, ..., 0] - rows).max() > 1.0
+
+
 def test_no_gradient_into_boxes_but_into_features():
     boxes = tf.constant(square_boxes([56, 224], 1024)[None])
     meta = tf.constant(make_meta(1024, 1024)[None])
@@ -140,18 +181,22 @@ def test_inside_keras_model_and_tf_function():
     np.testing.assert_array_equal(np.asarray(graph(boxes, meta, *maps)), eager)
 
     clone = PyramidROIAlign.from_config(layer.get_config())
-    assert clone.pool_shape == (3, 3) and clone.name == "roi_align_test"
+    assert clone.pool_shape == (3, 3) and clone.name == "roi_align_test" and clone.alignment == "matterport"
+    assert PyramidROIAlign.from_config(PyramidROIAlign((3, 3), "aligned").get_config()).alignment == "aligned"
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pool_shape"):
         PyramidROIAlign((7,))
+    with pytest.raises(ValueError, match="alignment"):
+        PyramidROIAlign((7, 7), "centred")
     with pytest.raises(ValueError, match="P2..P5"):
         PyramidROIAlign((2, 2))([np.zeros((1, 1, 4), np.float32), make_meta(64, 64)[None]]
                                 + level_marked_maps(1)[:3])
 
 
-def test_packed_rows_equal_the_batched_layers_rows():
+@pytest.mark.parametrize("alignment", ["matterport", "aligned"])
+def test_packed_rows_equal_the_batched_layers_rows(alignment):
     """PackedPyramidROIAlign on rows picked from several images = PyramidROIAlign's rows for them."""
     rng = np.random.default_rng(5)
     batch, count, pool = 2, 5, (4, 4)
@@ -163,12 +208,12 @@ def test_packed_rows_equal_the_batched_layers_rows():
     boxes[1, 3] = 0.0                                   # padding: a zero patch either way
     # The second image is 512 px: the same normalised box is read from a finer level there.
     meta = np.stack([make_meta(1024, 1024), make_meta(512, 512)])
-    batched = np.asarray(PyramidROIAlign(pool)([boxes, meta] + maps))
+    batched = np.asarray(PyramidROIAlign(pool, alignment)([boxes, meta] + maps))
 
     picked = [(1, 3), (0, 4), (1, 0), (0, 0), (1, 1), (0, 2)]
     packed_boxes = np.stack([boxes[b, n] for b, n in picked])[None]
     image_ids = np.array([[b for b, _ in picked]], np.int32)
-    packed = np.asarray(PackedPyramidROIAlign(pool)([packed_boxes, image_ids, meta] + maps))
+    packed = np.asarray(PackedPyramidROIAlign(pool, alignment)([packed_boxes, image_ids, meta] + maps))
     assert packed.shape == (1, len(picked)) + pool + (3,)
     for row, (b, n) in enumerate(picked):
         np.testing.assert_array_equal(packed[0, row], batched[b, n])
