@@ -5,7 +5,10 @@ of the same seed), so one seed cannot say which side learns faster. Given the JS
 runs (`--out` of bench_learning.py; a `--compare-with` run's file holds both sides), this prints, at every
 checkpoint and for each side, the number of runs, the mean and the sample standard deviation of each score,
 whether ours' mean >= theirs' (at the 3 decimals printed, as bench_learning.py decides), and, over the
-files that hold both sides, in how many runs ours was >= theirs.
+files that hold both sides (the same seed: the same training images, order and held-out set), in how many
+runs ours was >= theirs and the paired difference ours - theirs: its mean and 95 % confidence interval
+(Student's t with n - 1 degrees of freedom). An interval that holds 0 means these runs cannot tell the two
+sides apart at that checkpoint; one wholly below 0 means ours is behind by more than the seeds' spread.
 
     python bench/summarise_learning.py bench/results/ours_cpu_one_mask_grid_vs_theirs_h200_it368_seed*.json \
         bench/results/theirs_h200_it368_seed[0-5].json
@@ -69,8 +72,21 @@ def collect(paths):
     return runs, paired, reference, (engine or ([], None))[0]
 
 
+def paired_difference(differences, confidence=0.95):
+    """(n, mean, low, high) of ours - theirs over paired runs: a Student's t interval for the mean."""
+    n = len(differences)
+    if n == 0:
+        return (0, None, None, None)
+    mean = statistics.fmean(differences)
+    if n == 1:
+        return (1, mean, None, None)
+    from scipy.stats import t     # scipy comes with scikit-image, which the course needs
+    half = t.ppf((1 + confidence) / 2, n - 1) * statistics.stdev(differences) / n ** 0.5
+    return (n, mean, mean - half, mean + half)
+
+
 def checkpoint_summary(runs, paired, target):
-    """{side: {score: (n, mean, sd)}}, mean verdicts and paired counts at one checkpoint."""
+    """{side: {score: (n, mean, sd)}}, mean verdicts, paired counts and paired differences at one checkpoint."""
     summary = {}
     for side in SIDES:
         summary[side] = {}
@@ -81,12 +97,16 @@ def checkpoint_summary(runs, paired, target):
             summary[side][key] = (len(values), statistics.fmean(values), sd) if values else (0, None, None)
     means = {side: {key: summary[side][key][1] for key in SCORES} for side in SIDES}
     verdicts = {key: _at_least(means["ours"], means["theirs"], key) for key in SCORES}
-    counts = {}
+    counts, differences = {}, {}
     for key in SCORES:
         wins = [_at_least(ours.get(target), theirs.get(target), key) for ours, theirs in paired]
         wins = [win for win in wins if win is not None]
         counts[key] = (sum(wins), len(wins))
-    return summary, verdicts, counts
+        differences[key] = paired_difference(
+            [ours[target][key] - theirs[target][key] for ours, theirs in paired
+             if target in ours and target in theirs
+             and ours[target].get(key) is not None and theirs[target].get(key) is not None])
+    return summary, verdicts, counts, differences
 
 
 def batch_norm_lag(runs, key):
@@ -94,6 +114,12 @@ def batch_norm_lag(runs, key):
     gaps = [scores[f"{key}_bn"] - scores[key] for _, by_target in runs for scores in by_target.values()
             if scores.get(key) is not None and scores.get(f"{key}_bn") is not None]
     return (statistics.fmean(gaps), len(gaps)) if gaps else (None, 0)
+
+
+def _difference_cell(n, mean, low, high):
+    if mean is None:
+        return "-"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]" if low is not None else f"{mean:+.3f}"
 
 
 def _cell(n, mean, sd):
@@ -117,20 +143,23 @@ def main(argv=None):
              if set(by_target) != set(targets)]
     if short:       # bench_learning.py keeps the checkpoints of a run stopped early
         print(f"stopped early, counted at the checkpoints they reached: {', '.join(short)}")
-    print("mean ± sample sd over the runs; 'mean': ours' mean >= theirs'; 'runs': in how many paired runs ours >= theirs")
+    print("mean ± sample sd over the runs; 'mean': ours' mean >= theirs'; 'runs': in how many paired runs ours >= theirs;"
+          "\n'ours - theirs': the paired runs' mean difference [95 % confidence interval, Student's t]")
     by_target = {target: checkpoint_summary(runs, paired, target) for target in targets}
     rows = []
     for key in SCORES:
-        print(f"\n{key:>7} | {'ours':^13} | {'theirs':^13} | mean | runs")
+        print(f"\n{key:>7} | {'ours':^13} | {'theirs':^13} | mean | runs | ours - theirs")
         for target in targets:
-            summary, verdicts, counts = by_target[target]
+            summary, verdicts, counts, differences = by_target[target]
             ours, theirs = summary["ours"][key], summary["theirs"][key]
             won, of = counts[key]
             verdict = "-" if verdicts[key] is None else ("yes" if verdicts[key] else "NO")
-            print(f"{target:>4} it | {_cell(*ours)} | {_cell(*theirs)} | {verdict:>4} | {won}/{of}")
+            print(f"{target:>4} it | {_cell(*ours)} | {_cell(*theirs)} | {verdict:>4} | {won}/{of:<2} | "
+                  f"{_difference_cell(*differences[key])}")
             rows.append({"target": target, "score": key, "ours": dict(zip(("runs", "mean", "sd"), ours)),
                          "theirs": dict(zip(("runs", "mean", "sd"), theirs)), "ours_mean_at_least_theirs":
-                         verdicts[key], "paired_runs_ours_at_least_theirs": won, "paired_runs": of})
+                         verdicts[key], "paired_runs_ours_at_least_theirs": won, "paired_runs": of,
+                         "paired_difference": dict(zip(("runs", "mean", "low", "high"), differences[key]))})
     for key in ("ap50", "ap"):
         verdicts = [row["ours_mean_at_least_theirs"] for row in rows if row["score"] == key]
         if verdicts and None not in verdicts:

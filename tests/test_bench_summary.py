@@ -112,3 +112,31 @@ def test_batch_norm_lag_is_the_mean_gain_of_re_estimating(files, tmp_path, capsy
     assert lags["ours"]["ap50"] == [pytest.approx(0.1), 4]       # every ap50_bn is ap50 + 0.1
     assert lags["theirs"]["ap"] == [None, 0]                      # no ap_bn anywhere
     assert "ours: re-estimating the BatchNorm statistics adds +0.100 AP50" in capsys.readouterr().out
+
+
+def test_paired_difference_is_students_t_interval_of_the_same_seeds(tmp_path, capsys):
+    ours, theirs = [(0.5, 0.9), (0.7, 0.8), (0.6, 0.75)], [(0.4, 0.95), (0.65, 0.7), (0.62, 0.9)]
+    files = [_write(tmp_path / f"pair{seed}.json", seed, ours=ours[seed], theirs=theirs[seed]) for seed in range(3)]
+    files.append(_write(tmp_path / "theirs9.json", 9, theirs=(0.0, 0.0)))    # no pair: not in the difference
+    out = tmp_path / "summary.json"
+    summarise_learning.main(files + ["--out", str(out)])
+    rows = {(row["target"], row["score"]): row for row in json.loads(out.read_text())["rows"]}
+    from scipy.stats import ttest_rel                 # the oracle: scipy's paired t-test and its interval
+    for i, target in enumerate((10, 20)):
+        a, b = [run[i] for run in ours], [run[i] for run in theirs]
+        oracle = ttest_rel(a, b).confidence_interval(0.95)
+        got = rows[(target, "ap50")]["paired_difference"]
+        assert got["runs"] == 3 and got["mean"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
+        assert (got["low"], got["high"]) == (pytest.approx(oracle.low), pytest.approx(oracle.high))
+    assert rows[(10, "ap_bn")]["paired_difference"] == {"runs": 0, "mean": None, "low": None, "high": None}
+    at20 = rows[(20, "ap50")]["paired_difference"]
+    assert f"| {at20['mean']:+.3f} [{at20['low']:+.3f}, {at20['high']:+.3f}]" in capsys.readouterr().out
+
+
+def test_one_pair_has_a_difference_but_no_interval(tmp_path):
+    files = [_write(tmp_path / "pair.json", 0, ours=(0.5, 0.9), theirs=(0.4, 0.95))]
+    out = tmp_path / "summary.json"
+    summarise_learning.main(files + ["--out", str(out)])
+    rows = {(row["target"], row["score"]): row for row in json.loads(out.read_text())["rows"]}
+    assert rows[(10, "ap50")]["paired_difference"] == {"runs": 1, "mean": pytest.approx(0.1), "low": None,
+                                                        "high": None}
