@@ -112,6 +112,10 @@ class Config:
     PROPOSAL_SELECTION = "matterport"  # "matterport": the best PRE_NMS_LIMIT anchors of all levels, one NMS;
                                        # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
                                        # each level, then the best POST_NMS_ROIS_* of all levels
+    RESNET_STRIDE_IN = "1x1"         # which conv of a ResNet bottleneck block halves the resolution: "1x1"
+                                     # (the first 1x1, as Matterport, Keras' ResNet50 and the ResNet paper's
+                                     # weights; their files need it) or "3x3" (torchvision's ResNet: every
+                                     # input pixel reaches the strided conv); same layers and weight shapes
     CONV_INIT = "glorot"             # how the ResNet's and the mask head's kernels start: "glorot" (Keras'
                                      # default, Matterport's) or "he" (N(0, 2 / fan_out), as torchvision);
                                      # only matters when training from scratch
@@ -308,6 +312,8 @@ class Config:
             self._fail("ROI_ALIGN", 'must be "matterport" or "aligned"')
         if self.MASK_TARGETS not in ("binary", "soft"):
             self._fail("MASK_TARGETS", 'must be "binary" or "soft"')
+        if self.RESNET_STRIDE_IN not in ("1x1", "3x3"):
+            self._fail("RESNET_STRIDE_IN", 'must be "1x1" or "3x3"')
         if self.CONV_INIT not in ("glorot", "he"):
             self._fail("CONV_INIT", 'must be "glorot" or "he"')
         if self.HEAD_NORM not in ("batch", "group", "none"):

@@ -139,6 +139,7 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"MASK_TARGET_SAMPLING": "cell_centres"}, "MASK_TARGET_SAMPLING"),
     ({"MASK_TARGETS": "rounded"}, "MASK_TARGETS"),
     ({"ROI_ALIGN": "v2"}, "ROI_ALIGN"),
+    ({"RESNET_STRIDE_IN": "v1.5"}, "RESNET_STRIDE_IN"),
 ])
 def test_each_bad_setting_is_named_in_the_error(overrides, attribute):
     with pytest.raises(ValueError) as error:
@@ -188,7 +189,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
                                                   "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
                                                   "PROPOSAL_SELECTION", "MASK_TARGET_SAMPLING",
                                                   "HEAD_NORM", "PRECISE_BN_BATCHES", "MASK_TARGETS",
-                                                  "ROI_ALIGN"})
+                                                  "ROI_ALIGN", "RESNET_STRIDE_IN"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -203,9 +204,9 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 19    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 20    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
     # MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION, MASK_TARGET_SAMPLING,
-    # HEAD_NORM, PRECISE_BN_BATCHES, MASK_TARGETS, ROI_ALIGN: ours
+    # HEAD_NORM, PRECISE_BN_BATCHES, MASK_TARGETS, ROI_ALIGN, RESNET_STRIDE_IN: ours
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])
