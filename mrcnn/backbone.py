@@ -54,8 +54,8 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 
 CONV_INITS = ("glorot", "he")
-# Which conv of a bottleneck block carries its stride: "1x1" (the block's first 1x1 conv, as the
-# ResNet paper's released models, Keras' ResNet50 and Matterport) or "3x3" (the 3x3 conv, as
+# Which conv of a bottleneck block carries its stride: "1x1" (the block's first 1x1 conv, as MSRA's
+# original models, Keras' ResNet50 and Matterport) or "3x3" (the 3x3 conv, as
 # torchvision's ResNet, sometimes called v1.5). A strided 1x1 conv reads one pixel in four and
 # drops the rest; a strided 3x3 conv reads them all. Weight shapes are the same either way, but
 # weights trained one way are wrong the other way.
@@ -99,8 +99,7 @@ def _bottleneck(x, filters, stage, block, stride, projection, train_bn, conv_ini
     y = BatchNorm(train_bn, name=bn_name + "2a")(y)
     y = layers.Activation("relu")(y)
     y = layers.Conv2D(middle_filters, (3, 3), strides=stride if stride_in == "3x3" else (1, 1), padding="same",
-                      use_bias=True,
-                      kernel_initializer=conv_initializer(conv_init), name=conv_name + "2b")(y)
+                      use_bias=True, kernel_initializer=conv_initializer(conv_init), name=conv_name + "2b")(y)
     y = BatchNorm(train_bn, name=bn_name + "2b")(y)
     y = layers.Activation("relu")(y)
     y = layers.Conv2D(expand_filters, (1, 1), use_bias=True,

@@ -113,8 +113,8 @@ class Config:
                                        # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
                                        # each level, then the best POST_NMS_ROIS_* of all levels
     RESNET_STRIDE_IN = "1x1"         # which conv of a ResNet bottleneck block halves the resolution: "1x1"
-                                     # (the first 1x1, as Matterport, Keras' ResNet50 and the ResNet paper's
-                                     # weights; their files need it) or "3x3" (torchvision's ResNet: every
+                                     # (the first 1x1, as Matterport, Keras' ResNet50 and MSRA's original
+                                     # models; their files need it) or "3x3" (torchvision's ResNet: every
                                      # input pixel reaches the strided conv); same layers and weight shapes
     CONV_INIT = "glorot"             # how the ResNet's and the mask head's kernels start: "glorot" (Keras'
                                      # default, Matterport's) or "he" (N(0, 2 / fan_out), as torchvision);
