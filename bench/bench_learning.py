@@ -40,7 +40,8 @@ checkpoint with "complete": false until the last, so a run stopped early keeps w
 
 --only theirs needs no TensorFlow (a GPU machine with torch alone); --only ours no torch. --compare-with puts
 the other side's checkpoints from an earlier --only run beside this run's (by iterations only: minutes on two
-machines do not compare; the data, schedule and checkpoints must be the same, or it says which setting differs).
+machines do not compare; the data, schedule and checkpoints must be the same, or it says which setting differs;
+with another --bn-batches, --bn-batches 0 to save the second evaluation's time, only the as-trained scores compare).
 TensorFlow uses its GPU when it sees one; torch uses --device (auto: cuda when available).
 --engine NAME=VALUE (repeatable) changes one setting of our Config (a Python literal, else a string), so a
 variant of the engine runs without editing the code; the JSON keeps the list under settings["engine"].
@@ -460,7 +461,8 @@ class Worker:
 
 # -- the comparison ---------------------------------------------------------------------------
 
-COMPARED_SETTINGS = ("size", "batch", "train_images", "eval_images", "lr", "warmup", "seed", "bn_batches")
+COMPARED_SETTINGS = ("size", "batch", "train_images", "eval_images", "lr", "warmup", "seed")
+BN_SCORES = ("ap50_bn", "ap_bn")    # the second evaluation's: they compare only with the same --bn-batches
 
 
 def read_result(path, label=""):
@@ -486,6 +488,11 @@ def load_other_side(path, args):
     if differ:
         raise SystemExit(f"--compare-with {path}: not the same bench: " + "; ".join(differ))
     by_target = {row.get("target"): row.get(side) for row in checkpoints if isinstance(row, dict)}
+    if settings.get("bn_batches") != args.bn_batches:
+        # Training and the as-trained scores do not depend on it; the re-estimated ones do: left out.
+        print(f"  --compare-with {path}: --bn-batches {settings.get('bn_batches')!r} there, {args.bn_batches!r} "
+              f"here: its re-estimated scores are left out, the as-trained ones compared")
+        by_target = {target: entry and {**entry, **dict.fromkeys(BN_SCORES)} for target, entry in by_target.items()}
     missing = [target for target in checkpoint_targets(args) if not by_target.get(target)]
     if missing:
         raise SystemExit(f"--compare-with {path}: no {side} checkpoint at iteration(s) "

@@ -118,6 +118,19 @@ def test_other_side_is_read_back_from_an_earlier_run(tmp_path):
     assert bench_learning.load_other_side(path, fewer)[1][4]["iterations"] == 4      # a prefix of its checkpoints
 
 
+def test_another_bn_batches_compares_the_as_trained_scores_only(tmp_path, capsys):
+    path = _saved_run(tmp_path, THEIRS_RUN, "theirs", [0.25, 0.5])       # --bn-batches 10 there
+    args = bench_learning.parse_args(["--only", "ours", "--iterations", "8", "--eval-every", "4",
+                                      "--compare-with", str(path), "--bn-batches", "0"])
+    by_target = bench_learning.load_other_side(path, args)[1]
+    assert [by_target[4]["ap50"], by_target[8]["ap"]] == [0.25, 0.25]
+    assert all(by_target[t][key] is None for t in (4, 8) for key in ("ap50_bn", "ap_bn"))
+    assert "--bn-batches 10 there, 0 here" in capsys.readouterr().out
+    same = bench_learning.parse_args(["--only", "ours", "--iterations", "8", "--eval-every", "4",
+                                      "--compare-with", str(path)])
+    assert bench_learning.load_other_side(path, same)[1][8]["ap_bn"] == 0.25
+
+
 @pytest.mark.parametrize("ours_argv, saved_argv, message", [
     (["--seed", "1"], THEIRS_RUN, "seed 0 there, 1 here"),
     (["--lr", "0.02", "--batch", "2"], THEIRS_RUN, "batch 4 there, 2 here; lr 0.01 there, 0.02 here"),
