@@ -13,6 +13,13 @@ sides apart at that checkpoint; one wholly below 0 means ours is behind by more 
     python bench/summarise_learning.py bench/results/ours_cpu_one_mask_grid_vs_theirs_h200_it368_seed*.json \
         bench/results/theirs_h200_it368_seed[0-5].json
 
+With --baseline FILES (ours' runs of another --engine setting, e.g. the default), it also prints, at every
+checkpoint, ours - baseline paired by seed (the same training images, order and held-out set): whether a
+variant of the engine beats another by more than the seeds' spread, not only each against torchvision.
+
+    python bench/summarise_learning.py bench/results/ours_cpu_aligned_rpn_tv_he_vs_theirs_h200_it368_seed*.json \
+        --baseline bench/results/ours_cpu_aligned_vs_theirs_h200_it368_seed*.json
+
 A side's run that appears in two files (a `--compare-with` file repeats the other side's file) counts once.
 All files must be the same bench (the settings bench_learning.py compares, the checkpoints) and ours' runs
 the same `--engine` settings; anything else is an error naming the file.
@@ -109,6 +116,43 @@ def checkpoint_summary(runs, paired, target):
     return summary, verdicts, counts, differences
 
 
+def baseline_rows(runs, baseline, targets):
+    """Ours against the baseline engine's runs, paired by seed: one row per as-trained score and checkpoint."""
+    ours_by_seed, baseline_by_seed = dict(runs), dict(baseline)
+    seeds = sorted(set(ours_by_seed) & set(baseline_by_seed), key=str)
+    rows = []
+    for key in ("ap50", "ap"):
+        for target in targets:
+            pairs = [(ours_by_seed[seed][target][key], baseline_by_seed[seed][target][key]) for seed in seeds
+                     if target in ours_by_seed[seed] and target in baseline_by_seed[seed]
+                     and ours_by_seed[seed][target].get(key) is not None
+                     and baseline_by_seed[seed][target].get(key) is not None]
+            wins = sum(_at_least({key: a}, {key: b}, key) for a, b in pairs)
+            rows.append({"target": target, "score": key, "ours_mean": statistics.fmean(a for a, _ in pairs)
+                         if pairs else None, "baseline_mean": statistics.fmean(b for _, b in pairs) if pairs else None,
+                         "paired_runs_ours_at_least_baseline": wins, "paired_runs": len(pairs),
+                         "paired_difference": dict(zip(("runs", "mean", "low", "high"),
+                                                       paired_difference([a - b for a, b in pairs])))})
+    return rows
+
+
+def print_baseline(rows, engine, baseline_engine):
+    print(f"\nours ({', '.join(engine) or 'no --engine'}) against the baseline "
+          f"({', '.join(baseline_engine) or 'no --engine'}), paired by seed, as trained:")
+    for key in ("ap50", "ap"):
+        print(f"\n{key:>7} | ours  | base  | runs >= | ours - baseline")
+        for row in rows:
+            if row["score"] != key:
+                continue
+            means = [_score(row[name]) for name in ("ours_mean", "baseline_mean")]
+            print(f"{row['target']:>4} it | {means[0]} | {means[1]} | {row['paired_runs_ours_at_least_baseline']:>3}/"
+                  f"{row['paired_runs']:<3} | {_difference_cell(*row['paired_difference'].values())}")
+
+
+def _score(value):
+    return f"{'-':>5}" if value is None else f"{value:.3f}"
+
+
 def batch_norm_lag(runs, key):
     """(mean of re-estimated minus as-trained `key` over every run and checkpoint that has both, count)."""
     gaps = [scores[f"{key}_bn"] - scores[key] for _, by_target in runs for scores in by_target.values()
@@ -131,9 +175,22 @@ def _cell(n, mean, sd):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", metavar="JSON", help="bench_learning.py result files")
+    parser.add_argument("--baseline", nargs="+", default=[], metavar="JSON",
+                        help="ours' runs of another --engine setting: ours - baseline, paired by seed")
     parser.add_argument("--out", help="also write the summary to this JSON file")
     args = parser.parse_args(argv)
     runs, paired, settings, engine = collect(args.files)
+    baseline, baseline_engine = [], []
+    if args.baseline:
+        baseline_runs, _, baseline_settings, baseline_engine = collect(args.baseline)
+        differ = [name for name in SAME_BENCH if baseline_settings.get(name) != settings.get(name)]
+        if differ:
+            raise SystemExit(f"--baseline {args.baseline[0]}: not the same bench as {args.files[0]}: "
+                             + "; ".join(f"{name} {baseline_settings.get(name)!r} there, {settings.get(name)!r} here"
+                                         for name in differ))
+        if not baseline_runs["ours"]:
+            raise SystemExit(f"--baseline {args.baseline[0]}: no run of ours in the baseline files")
+        baseline = baseline_runs["ours"]
     targets = sorted({target for side in SIDES for _, by_target in runs[side] for target in by_target})
     print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {settings['iterations']} "
           f"iterations; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
@@ -173,10 +230,14 @@ def main(argv=None):
             ap_text = "" if ap_lag is None else f", {ap_lag:+.3f} AP"
             print(f"{side}: re-estimating the BatchNorm statistics adds {ap50_lag:+.3f} AP50{ap_text} "
                   f"on average ({count} checkpoints): what the moving averages' lag costs as trained")
+    compared = baseline_rows(runs["ours"], baseline, targets) if baseline else []
+    if compared:
+        print_baseline(compared, engine, baseline_engine)
     if args.out:
         from helpers.io import write_json_atomic    # the repository root is on the path via bench_learning
         write_json_atomic(args.out, {"files": args.files, "engine": engine, "rows": rows,
-                                     "batch_norm_lag": lags}, indent=2)
+                                     "batch_norm_lag": lags, "baseline": {"files": args.baseline, "engine":
+                                     baseline_engine, "rows": compared}}, indent=2)
         print(f"summary: {args.out}")
     return 0
 

@@ -140,3 +140,42 @@ def test_one_pair_has_a_difference_but_no_interval(tmp_path):
     rows = {(row["target"], row["score"]): row for row in json.loads(out.read_text())["rows"]}
     assert rows[(10, "ap50")]["paired_difference"] == {"runs": 1, "mean": pytest.approx(0.1), "low": None,
                                                         "high": None}
+
+
+def test_baseline_is_paired_with_ours_by_seed(tmp_path, capsys):
+    ours, base = [(0.5, 0.9), (0.7, 0.8), (0.6, 0.75)], [(0.4, 0.95), (0.65, 0.7), (0.62, 0.9)]
+    files = [_write(tmp_path / f"variant{seed}.json", seed, ours=ours[seed], theirs=(0.1, 0.1),
+                    engine=["CONV_INIT=he"]) for seed in range(3)]
+    baseline = [_write(tmp_path / f"base{seed}.json", seed, ours=base[seed]) for seed in range(3)]
+    baseline.append(_write(tmp_path / "base7.json", 7, ours=(0.0, 0.0)))     # no seed 7 in ours: left out
+    out = tmp_path / "summary.json"
+    summarise_learning.main(files + ["--baseline", *baseline, "--out", str(out)])
+    saved = json.loads(out.read_text())["baseline"]
+    assert saved["engine"] == [] and saved["files"] == baseline
+    rows = {(row["target"], row["score"]): row for row in saved["rows"]}
+    from scipy.stats import ttest_rel                 # the oracle: scipy's paired t-test and its interval
+    for i, target in enumerate((10, 20)):
+        a, b = [run[i] for run in ours], [run[i] for run in base]
+        got = rows[(target, "ap50")]
+        oracle = ttest_rel(a, b).confidence_interval(0.95)
+        assert got["paired_runs"] == 3 and got["baseline_mean"] == pytest.approx(statistics.fmean(b))
+        assert got["paired_difference"]["mean"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
+        assert (got["paired_difference"]["low"], got["paired_difference"]["high"]) == (
+            pytest.approx(oracle.low), pytest.approx(oracle.high))
+        assert got["paired_runs_ours_at_least_baseline"] == sum(x >= y for x, y in zip(a, b))
+        assert rows[(target, "ap")]["ours_mean"] == pytest.approx(statistics.fmean(a) / 2)
+    printed = capsys.readouterr().out
+    assert "ours (CONV_INIT=he) against the baseline (no --engine), paired by seed" in printed
+    assert "  10 it | 0.600 | 0.557 |   2/3   | +0.043 [" in printed
+
+
+def test_a_baseline_of_another_bench_or_without_ours_is_refused(tmp_path):
+    files = [_write(tmp_path / "variant.json", 0, ours=(0.5, 0.9))]
+    odd = _write(tmp_path / "odd.json", 0, ours=(0.5, 0.9), size=256)
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main(files + ["--baseline", odd])
+    assert str(odd) in str(failure.value) and "size 256 there, 128 here" in str(failure.value)
+    theirs_only = _write(tmp_path / "theirs.json", 0, theirs=(0.5, 0.9))
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main(files + ["--baseline", theirs_only])
+    assert "no run of ours in the baseline files" in str(failure.value)
