@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_learning import COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least, read_result    # noqa: E402
+from bench_learning import (COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least, _score,    # noqa: E402
+                            read_result)
 
 SIDES = ("ours", "theirs")
 SAME_BENCH = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("iterations", "eval_every")
@@ -118,6 +119,12 @@ def checkpoint_summary(runs, paired, target):
 
 def baseline_rows(runs, baseline, targets):
     """Ours against the baseline engine's runs, paired by seed: one row per as-trained score and checkpoint."""
+    for name, side in (("ours", runs), ("the baseline", baseline)):
+        seeds = [seed for seed, _ in side]
+        twice = sorted({seed for seed in seeds if seeds.count(seed) > 1}, key=str)
+        if twice:
+            raise SystemExit(f"--baseline: {name} has more than one run of seed(s) {twice}: pairing by seed "
+                             f"needs one run of each")
     ours_by_seed, baseline_by_seed = dict(runs), dict(baseline)
     seeds = sorted(set(ours_by_seed) & set(baseline_by_seed), key=str)
     rows = []
@@ -144,13 +151,9 @@ def print_baseline(rows, engine, baseline_engine):
         for row in rows:
             if row["score"] != key:
                 continue
-            means = [_score(row[name]) for name in ("ours_mean", "baseline_mean")]
+            means = [_score(row[name], 5) for name in ("ours_mean", "baseline_mean")]
             print(f"{row['target']:>4} it | {means[0]} | {means[1]} | {row['paired_runs_ours_at_least_baseline']:>3}/"
                   f"{row['paired_runs']:<3} | {_difference_cell(*row['paired_difference'].values())}")
-
-
-def _score(value):
-    return f"{'-':>5}" if value is None else f"{value:.3f}"
 
 
 def batch_norm_lag(runs, key):

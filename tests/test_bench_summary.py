@@ -179,3 +179,11 @@ def test_a_baseline_of_another_bench_or_without_ours_is_refused(tmp_path):
     with pytest.raises(SystemExit) as failure:
         summarise_learning.main(files + ["--baseline", theirs_only])
     assert "no run of ours in the baseline files" in str(failure.value)
+
+
+def test_a_baseline_pairing_with_two_runs_of_a_seed_is_refused(tmp_path):
+    files = [_write(tmp_path / "variant.json", 0, ours=(0.5, 0.9))]
+    baseline = [_write(tmp_path / "base.json", 0, ours=(0.4, 0.8)), _write(tmp_path / "rerun.json", 0, ours=(0.3, 0.7))]
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main(files + ["--baseline", *baseline])
+    assert "the baseline has more than one run of seed(s) [0]" in str(failure.value)
