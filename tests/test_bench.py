@@ -85,6 +85,28 @@ def test_ours_ends_a_chunk_as_train_ends_an_epoch(batches):
     assert calls == ["step"] * 4 + (measured if batches else [])
 
 
+def test_by_minutes_ours_leaves_room_for_the_last_measurement(monkeypatch):
+    """Steps of 1 s and a measurement of 3 s: the first chunk to 10 s ends at 13 s (nothing measured yet),
+    the second, to 20 s, stops training at 17 s so that its measurement ends on time."""
+    from types import SimpleNamespace
+    clock = [0.0]
+    monkeypatch.setattr(bench_learning.time, "perf_counter", lambda: clock[0])
+    ours = object.__new__(bench_learning.Ours)
+    bench_learning.Learner.__init__(ours, bench_learning.parse_args([]), "train-set", "held-out")
+
+    def advance(seconds):
+        clock[0] += seconds
+        return 1.0
+
+    ours.model = SimpleNamespace(config=SimpleNamespace(PRECISE_BN_BATCHES=2),
+                                 calibrate_batch_norm=lambda *a, **k: advance(3.0))
+    ours.train_step = lambda rate: advance(1.0)
+    ours.train_chunk(until_seconds=10, progress=False)
+    assert (ours.iterations, ours.train_seconds) == (10, 13.0)
+    ours.train_chunk(until_seconds=20, progress=False)
+    assert (ours.iterations, ours.train_seconds) == (14, 20.0)
+
+
 def _entry(iterations, ap50, device="cpu"):
     """One side's checkpoint report, as a worker sends it."""
     return {"iterations": iterations, "train_minutes": iterations / 60, "seconds_per_iteration": 1.0,
