@@ -472,8 +472,11 @@ COMPARED_SETTINGS = ("size", "batch", "train_images", "eval_images", "lr", "warm
 BN_SCORES = ("ap50_bn", "ap_bn")    # the second evaluation's: they compare only with the same --bn-batches
 
 
-def read_result(path, label=""):
-    """(saved, settings, checkpoints) of a run by --iterations from its --out JSON; a clear error naming it else."""
+def read_result(path, label="", by_minutes=False):
+    """(saved, settings, checkpoints) of a run from its --out JSON; a clear error naming it else.
+
+    A run by minutes is refused unless `by_minutes`: --compare-with pairs another run's iterations with this
+    one's, which only runs by --iterations share (a run by minutes holds both sides, timed on one machine)."""
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
@@ -481,7 +484,7 @@ def read_result(path, label=""):
     settings, checkpoints = (saved.get("settings"), saved.get("checkpoints")) if isinstance(saved, dict) else (0, 0)
     if not isinstance(settings, dict) or not isinstance(checkpoints, list):
         raise SystemExit(f"{label}{path}: not a bench_learning.py result (no settings and checkpoints)")
-    if settings.get("iterations") is None:
+    if settings.get("iterations") is None and not by_minutes:
         raise SystemExit(f"{label}{path}: that run trained by minutes; only runs by --iterations compare")
     return saved, settings, checkpoints
 

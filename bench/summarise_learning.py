@@ -20,6 +20,12 @@ variant of the engine beats another by more than the seeds' spread, not only eac
     python bench/summarise_learning.py bench/results/ours_cpu_aligned_rpn_tv_he_vs_theirs_h200_it368_seed*.json \
         --baseline bench/results/ours_cpu_aligned_vs_theirs_h200_it368_seed*.json
 
+Runs by minutes (`--minutes`) summarise the same way, checkpoint by checkpoint in minutes, with each side's
+mean number of iterations reached; each file of such a run holds both sides, timed on one machine, so they
+pair within the file. They must all have the same `--threads` too, and never mix with runs by iterations.
+
+    python bench/summarise_learning.py bench/results/ours_aligned_rpn_tv_he_vs_theirs_cpu_min25_seed*.json
+
 A side's run that appears in two files (a `--compare-with` file repeats the other side's file) counts once.
 All files must be the same bench (the settings bench_learning.py compares, the checkpoints) and ours' runs
 the same `--engine` settings; anything else is an error naming the file.
@@ -36,11 +42,35 @@ from bench_learning import (COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_lea
 
 SIDES = ("ours", "theirs")
 SAME_BENCH = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("iterations", "eval_every")
+# By minutes, the checkpoints are minutes, and the threads decide how many iterations fit in them.
+SAME_BENCH_BY_MINUTES = tuple(name for name in COMPARED_SETTINGS if name != "seed") + ("minutes", "every", "threads")
+
+
+def same_bench(settings):
+    """The settings that must match for two runs to be averaged or paired (others for runs by minutes)."""
+    return {name: settings.get(name) for name in (SAME_BENCH_BY_MINUTES if by_minutes(settings) else SAME_BENCH)}
+
+
+def trained_by(bench):
+    return "minutes" if "minutes" in bench else "iterations"
+
+
+KINDS_DIFFER = "runs by minutes and runs by iterations do not average or pair"
+
+
+def bench_differences(bench, reference):
+    """The names whose values differ between two `same_bench` dicts, in a stable order."""
+    names = list(reference) + [name for name in bench if name not in reference]
+    return [name for name in names if bench.get(name) != reference.get(name)]
+
+
+def by_minutes(settings):
+    return settings.get("iterations") is None
 
 
 def read_run(path):
     """(settings, {side: {target: scores}}) of one result file; a clear error for anything else."""
-    _, settings, checkpoints = read_result(path)
+    _, settings, checkpoints = read_result(path, by_minutes=True)
     sides = {}
     for side in SIDES:
         by_target = {row["target"]: row[side] for row in checkpoints
@@ -58,12 +88,15 @@ def collect(paths):
     paired, reference, engine = [], None, None
     for path in paths:
         settings, sides = read_run(path)
-        bench = {name: settings.get(name) for name in SAME_BENCH}
+        bench = same_bench(settings)
         if reference is None:
             reference, first = bench, path
+        elif trained_by(bench) != trained_by(reference):
+            raise SystemExit(f"{path}: trained by {trained_by(bench)}, {first} by {trained_by(reference)}: "
+                             f"{KINDS_DIFFER}")
         elif bench != reference:
-            differ = "; ".join(f"{name} {bench[name]!r} here, {reference[name]!r} in {first}"
-                               for name in SAME_BENCH if bench[name] != reference[name])
+            differ = "; ".join(f"{name} {bench.get(name)!r} here, {reference.get(name)!r} in {first}"
+                               for name in bench_differences(bench, reference))
             raise SystemExit(f"{path}: not the same bench as {first}: {differ}")
         if "ours" in sides:
             this_engine = sorted(settings.get("engine") or [])
@@ -143,17 +176,41 @@ def baseline_rows(runs, baseline, targets):
     return rows
 
 
-def print_baseline(rows, engine, baseline_engine):
+def print_baseline(rows, engine, baseline_engine, unit):
     print(f"\nours ({', '.join(engine) or 'no --engine'}) against the baseline "
           f"({', '.join(baseline_engine) or 'no --engine'}), paired by seed, as trained:")
     for key in ("ap50", "ap"):
-        print(f"\n{key:>7} | ours  | base  | runs >= | ours - baseline")
+        print(f"\n{key:>{5 + len(unit)}} | ours  | base  | runs >= | ours - baseline")
         for row in rows:
             if row["score"] != key:
                 continue
             means = [_score(row[name], 5) for name in ("ours_mean", "baseline_mean")]
-            print(f"{row['target']:>4} it | {means[0]} | {means[1]} | {row['paired_runs_ours_at_least_baseline']:>3}/"
+            print(f"{_target(row['target'], unit)} | {means[0]} | {means[1]} | {row['paired_runs_ours_at_least_baseline']:>3}/"
                   f"{row['paired_runs']:<3} | {_difference_cell(*row['paired_difference'].values())}")
+
+
+def iterations_reached(runs, target):
+    """{side: (mean iterations, mean minutes trained)} at one checkpoint, over the runs that reached it."""
+    reached = {}
+    for side in SIDES:
+        entries = [by_target[target] for _, by_target in runs[side] if target in by_target]
+        iterations = [entry["iterations"] for entry in entries if entry.get("iterations") is not None]
+        minutes = [entry["train_minutes"] for entry in entries if entry.get("train_minutes") is not None]
+        reached[side] = (statistics.fmean(iterations) if iterations else None,
+                         statistics.fmean(minutes) if minutes else None)
+    return reached
+
+
+def print_iterations(reached):
+    """By minutes: how far each side got in the same time, and the ratio."""
+    print("\niterations reached (mean over the runs; the minutes each side trained):")
+    print(f"{'':>8} | {'ours':^18} | {'theirs':^18} | ours / theirs")
+    for target, sides in reached.items():
+        (ours, ours_minutes), (theirs, theirs_minutes) = sides["ours"], sides["theirs"]
+        cells = [f"{'-':>18}" if n is None else f"{n:6.1f} ({m:5.1f} min)" if m is not None else f"{n:18.1f}"
+                 for n, m in ((ours, ours_minutes), (theirs, theirs_minutes))]
+        ratio = f"{ours / theirs:.2f}" if ours is not None and theirs else "-"
+        print(f"{_target(target, 'min')} | {cells[0]} | {cells[1]} | {ratio}")
 
 
 def batch_norm_lag(runs, key):
@@ -167,6 +224,10 @@ def _difference_cell(n, mean, low, high):
     if mean is None:
         return "-"
     return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]" if low is not None else f"{mean:+.3f}"
+
+
+def _target(target, unit):
+    return f"{target:>4g} {unit}"
 
 
 def _cell(n, mean, sd):
@@ -186,7 +247,10 @@ def main(argv=None):
     baseline, baseline_engine = [], []
     if args.baseline:
         baseline_runs, _, baseline_settings, baseline_engine = collect(args.baseline)
-        differ = [name for name in SAME_BENCH if baseline_settings.get(name) != settings.get(name)]
+        if trained_by(baseline_settings) != trained_by(settings):
+            raise SystemExit(f"--baseline {args.baseline[0]}: trained by {trained_by(baseline_settings)}, "
+                             f"{args.files[0]} by {trained_by(settings)}: {KINDS_DIFFER}")
+        differ = bench_differences(baseline_settings, settings)
         if differ:
             raise SystemExit(f"--baseline {args.baseline[0]}: not the same bench as {args.files[0]}: "
                              + "; ".join(f"{name} {baseline_settings.get(name)!r} there, {settings.get(name)!r} here"
@@ -195,11 +259,13 @@ def main(argv=None):
             raise SystemExit(f"--baseline {args.baseline[0]}: no run of ours in the baseline files")
         baseline = baseline_runs["ours"]
     targets = sorted({target for side in SIDES for _, by_target in runs[side] for target in by_target})
-    print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {settings['iterations']} "
-          f"iterations; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
+    unit = "min" if by_minutes(settings) else "it"
+    span = (f"{settings['minutes']:g} minutes, {settings['threads']} thread(s)" if by_minutes(settings)
+            else f"{settings['iterations']} iterations")
+    print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {span}; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
           f"theirs {len(runs['theirs'])} (seeds {[seed for seed, _ in runs['theirs']]}); "
           f"ours' --engine: {', '.join(engine) or 'none'}")
-    short = [f"{side} seed {seed} (to {max(by_target):g} it)" for side in SIDES for seed, by_target in runs[side]
+    short = [f"{side} seed {seed} (to {max(by_target):g} {unit})" for side in SIDES for seed, by_target in runs[side]
              if set(by_target) != set(targets)]
     if short:       # bench_learning.py keeps the checkpoints of a run stopped early
         print(f"stopped early, counted at the checkpoints they reached: {', '.join(short)}")
@@ -208,13 +274,13 @@ def main(argv=None):
     by_target = {target: checkpoint_summary(runs, paired, target) for target in targets}
     rows = []
     for key in SCORES:
-        print(f"\n{key:>7} | {'ours':^13} | {'theirs':^13} | mean | runs | ours - theirs")
+        print(f"\n{key:>{5 + len(unit)}} | {'ours':^13} | {'theirs':^13} | mean | runs | ours - theirs")
         for target in targets:
             summary, verdicts, counts, differences = by_target[target]
             ours, theirs = summary["ours"][key], summary["theirs"][key]
             won, of = counts[key]
             verdict = "-" if verdicts[key] is None else ("yes" if verdicts[key] else "NO")
-            print(f"{target:>4} it | {_cell(*ours)} | {_cell(*theirs)} | {verdict:>4} | {won}/{of:<2} | "
+            print(f"{_target(target, unit)} | {_cell(*ours)} | {_cell(*theirs)} | {verdict:>4} | {won}/{of:<2} | "
                   f"{_difference_cell(*differences[key])}")
             rows.append({"target": target, "score": key, "ours": dict(zip(("runs", "mean", "sd"), ours)),
                          "theirs": dict(zip(("runs", "mean", "sd"), theirs)), "ours_mean_at_least_theirs":
@@ -225,6 +291,9 @@ def main(argv=None):
         if verdicts and None not in verdicts:
             print(f"ours' mean {key} >= theirs' at every checkpoint (as trained, {VERDICT_DECIMALS} decimals): "
                   f"{'yes' if all(verdicts) else 'NO'}")
+    reached = {target: iterations_reached(runs, target) for target in targets} if by_minutes(settings) else {}
+    if reached:
+        print_iterations(reached)
     lags = {}
     for side in SIDES:
         lags[side] = {key: batch_norm_lag(runs[side], key) for key in ("ap50", "ap")}
@@ -235,10 +304,12 @@ def main(argv=None):
                   f"on average ({count} checkpoints): what the moving averages' lag costs as trained")
     compared = baseline_rows(runs["ours"], baseline, targets) if baseline else []
     if compared:
-        print_baseline(compared, engine, baseline_engine)
+        print_baseline(compared, engine, baseline_engine, unit)
     if args.out:
         from helpers.io import write_json_atomic    # the repository root is on the path via bench_learning
-        write_json_atomic(args.out, {"files": args.files, "engine": engine, "rows": rows,
+        iterations = [{"target": target, **{side: dict(zip(("iterations", "train_minutes"), sides[side]))
+                                            for side in SIDES}} for target, sides in reached.items()]
+        write_json_atomic(args.out, {"files": args.files, "engine": engine, "rows": rows, "iterations": iterations,
                                      "batch_norm_lag": lags, "baseline": {"files": args.baseline, "engine":
                                      baseline_engine, "rows": compared}}, indent=2)
         print(f"summary: {args.out}")

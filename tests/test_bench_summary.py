@@ -85,13 +85,14 @@ def test_a_run_stopped_early_counts_where_it_reached_and_is_named(tmp_path, caps
     ({"size": 256}, None, "size 256 here, 128 in"),
     ({"iterations": 30}, None, "iterations 30 here, 20 in"),
     ({"engine": ["CONV_INIT=he"]}, (0.1, 0.2), "ours ran with --engine ['CONV_INIT=he'], but with none in"),
-    ({"iterations": None}, None, "trained by minutes"),
+    ({"iterations": None, "eval_every": None, "minutes": 2, "every": 1}, None,
+     "trained by minutes, {first} by iterations: runs by minutes and runs by iterations do not average or pair"),
 ])
 def test_runs_of_another_bench_are_refused_by_name(files, tmp_path, settings, ours, message):
     odd = _write(tmp_path / "odd.json", 3, ours=ours, theirs=(0.1, 0.2), **settings)
     with pytest.raises(SystemExit) as failure:
         summarise_learning.main(files + [odd])
-    assert str(failure.value).startswith(f"{odd}: ") and message in str(failure.value)
+    assert str(failure.value).startswith(f"{odd}: ") and message.format(first=files[0]) in str(failure.value)
 
 
 @pytest.mark.parametrize("text, message", [("not json", "cannot read it as JSON"),
@@ -187,3 +188,60 @@ def test_a_baseline_pairing_with_two_runs_of_a_seed_is_refused(tmp_path):
     with pytest.raises(SystemExit) as failure:
         summarise_learning.main(files + ["--baseline", *baseline])
     assert "the baseline has more than one run of seed(s) [0]" in str(failure.value)
+
+
+MINUTES = {"iterations": None, "eval_every": None, "minutes": 10.0, "every": 5.0, "threads": 2}
+
+
+def _write_by_minutes(path, seed, ours, theirs, threads=2):
+    """A run by minutes: both sides in one file, AP50 and iterations reached at 5 and 10 minutes."""
+    rows = [{"target": target, **{side: {**_side(ap50[i]), "iterations": reached[i], "train_minutes": target + 0.25}
+                                  for side, (ap50, reached) in (("ours", ours), ("theirs", theirs))}}
+            for i, target in enumerate((5.0, 10.0))]
+    settings = {**SETTINGS, **MINUTES, "seed": seed, "threads": threads}
+    path.write_text(json.dumps({"settings": settings, "checkpoints": rows}))
+    return str(path)
+
+
+def test_runs_by_minutes_pair_within_their_file_and_show_the_iterations_reached(tmp_path, capsys):
+    ours = [((0.5, 0.9), (100, 180)), ((0.7, 0.8), (96, 190)), ((0.6, 0.95), (99, 176))]
+    theirs = [((0.4, 0.95), (50, 100)), ((0.65, 0.7), (58, 110)), ((0.62, 0.9), (54, 102))]
+    files = [_write_by_minutes(tmp_path / f"min{seed}.json", seed, ours[seed], theirs[seed]) for seed in range(3)]
+    out = tmp_path / "summary.json"
+    assert summarise_learning.main(files + ["--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    rows = {(row["target"], row["score"]): row for row in saved["rows"]}
+    from scipy.stats import ttest_rel                 # the oracle: scipy's paired t-test and its interval
+    for i, target in enumerate((5.0, 10.0)):
+        a, b = [run[0][i] for run in ours], [run[0][i] for run in theirs]
+        oracle = ttest_rel(a, b).confidence_interval(0.95)
+        got = rows[(target, "ap50")]
+        assert got["paired_runs"] == 3 and got["paired_runs_ours_at_least_theirs"] == sum(x >= y for x, y in zip(a, b))
+        assert (got["paired_difference"]["low"], got["paired_difference"]["high"]) == (
+            pytest.approx(oracle.low), pytest.approx(oracle.high))
+    reached = {row["target"]: row for row in saved["iterations"]}
+    assert reached[5.0]["ours"]["iterations"] == pytest.approx(statistics.fmean([100, 96, 99]))
+    assert reached[10.0]["theirs"]["iterations"] == pytest.approx(statistics.fmean([100, 110, 102]))
+    assert reached[10.0]["ours"]["train_minutes"] == pytest.approx(10.25)
+    printed = capsys.readouterr().out
+    assert "128 px, batch 4, 10 minutes, 2 thread(s); ours 3 run(s) (seeds [0, 1, 2])" in printed
+    assert "  10 min | 0.883 ± 0.076 | 0.850 ± 0.132 |  yes | 2/3  |" in printed
+    ratio = statistics.fmean([180, 190, 176]) / statistics.fmean([100, 110, 102])
+    assert f"  10 min |  182.0 ( 10.2 min) |  104.0 ( 10.2 min) | {ratio:.2f}" in printed
+
+
+def test_runs_by_minutes_with_other_threads_are_refused(tmp_path):
+    two = _write_by_minutes(tmp_path / "two.json", 0, ((0.5, 0.9), (100, 180)), ((0.4, 0.9), (50, 100)))
+    one = _write_by_minutes(tmp_path / "one.json", 1, ((0.5, 0.9), (60, 110)), ((0.4, 0.9), (30, 60)), threads=1)
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main([two, one])
+    assert str(failure.value).startswith(f"{one}: ") and "threads 1 here, 2 in" in str(failure.value)
+    iterations = _write(tmp_path / "iterations.json", 0, ours=(0.5, 0.9))       # --minutes left at its default
+    with pytest.raises(SystemExit) as failure:
+        summarise_learning.main([two, "--baseline", iterations])
+    assert str(failure.value).startswith(f"--baseline {iterations}: trained by iterations, {two} by minutes")
+
+
+def test_runs_by_iterations_ignore_the_unused_minutes(files, tmp_path):
+    other = _write(tmp_path / "other.json", 5, ours=(0.5, 0.9), theirs=(0.4, 0.9), minutes=3.0, threads=1)
+    assert summarise_learning.main(files + [other]) == 0
