@@ -185,8 +185,9 @@ def print_baseline(rows, engine, baseline_engine, unit):
             if row["score"] != key:
                 continue
             means = [_score(row[name], 5) for name in ("ours_mean", "baseline_mean")]
-            print(f"{_target(row['target'], unit)} | {means[0]} | {means[1]} | {row['paired_runs_ours_at_least_baseline']:>3}/"
-                  f"{row['paired_runs']:<3} | {_difference_cell(*row['paired_difference'].values())}")
+            print(f"{_target(row['target'], unit)} | {means[0]} | {means[1]} | "
+                  f"{row['paired_runs_ours_at_least_baseline']:>3}/{row['paired_runs']:<3} | "
+                  f"{_difference_cell(*row['paired_difference'].values())}")
 
 
 def iterations_reached(runs, target):
@@ -262,7 +263,8 @@ def main(argv=None):
     unit = "min" if by_minutes(settings) else "it"
     span = (f"{settings['minutes']:g} minutes, {settings['threads']} thread(s)" if by_minutes(settings)
             else f"{settings['iterations']} iterations")
-    print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {span}; ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
+    print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {span}; "
+          f"ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
           f"theirs {len(runs['theirs'])} (seeds {[seed for seed, _ in runs['theirs']]}); "
           f"ours' --engine: {', '.join(engine) or 'none'}")
     short = [f"{side} seed {seed} (to {max(by_target):g} {unit})" for side in SIDES for seed, by_target in runs[side]
