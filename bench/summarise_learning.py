@@ -48,11 +48,13 @@ SAME_BENCH_BY_MINUTES = tuple(name for name in COMPARED_SETTINGS if name != "see
 
 def same_bench(settings):
     """The settings that must match for two runs to be averaged or paired (others for runs by minutes)."""
-    return {name: settings.get(name) for name in (SAME_BENCH_BY_MINUTES if by_minutes(settings) else SAME_BENCH)}
+    names = SAME_BENCH_BY_MINUTES if trained_by(settings) == "minutes" else SAME_BENCH
+    return {name: settings.get(name) for name in names}
 
 
-def trained_by(bench):
-    return "minutes" if "minutes" in bench else "iterations"
+def trained_by(settings):
+    """"minutes" or "iterations", from a run's settings or their `same_bench` dict."""
+    return "minutes" if settings.get("iterations") is None else "iterations"
 
 
 KINDS_DIFFER = "runs by minutes and runs by iterations do not average or pair"
@@ -62,10 +64,6 @@ def bench_differences(bench, reference):
     """The names whose values differ between two `same_bench` dicts, in a stable order."""
     names = list(reference) + [name for name in bench if name not in reference]
     return [name for name in names if bench.get(name) != reference.get(name)]
-
-
-def by_minutes(settings):
-    return settings.get("iterations") is None
 
 
 def read_run(path):
@@ -260,8 +258,9 @@ def main(argv=None):
             raise SystemExit(f"--baseline {args.baseline[0]}: no run of ours in the baseline files")
         baseline = baseline_runs["ours"]
     targets = sorted({target for side in SIDES for _, by_target in runs[side] for target in by_target})
-    unit = "min" if by_minutes(settings) else "it"
-    span = (f"{settings['minutes']:g} minutes, {settings['threads']} thread(s)" if by_minutes(settings)
+    by_minutes = trained_by(settings) == "minutes"
+    unit = "min" if by_minutes else "it"
+    span = (f"{settings['minutes']:g} minutes, {settings['threads']} thread(s)" if by_minutes
             else f"{settings['iterations']} iterations")
     print(f"Learning bench summary: {settings['size']} px, batch {settings['batch']}, {span}; "
           f"ours {len(runs['ours'])} run(s) (seeds {[seed for seed, _ in runs['ours']]}), "
@@ -293,7 +292,7 @@ def main(argv=None):
         if verdicts and None not in verdicts:
             print(f"ours' mean {key} >= theirs' at every checkpoint (as trained, {VERDICT_DECIMALS} decimals): "
                   f"{'yes' if all(verdicts) else 'NO'}")
-    reached = {target: iterations_reached(runs, target) for target in targets} if by_minutes(settings) else {}
+    reached = {target: iterations_reached(runs, target) for target in targets} if by_minutes else {}
     if reached:
         print_iterations(reached)
     lags = {}
