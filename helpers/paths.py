@@ -3,9 +3,16 @@
 Data goes under `data/` at the project root (or `$MODANET_DATA`). Each profile has its own
 root so the synthetic sample never mixes with real ModaNet:
 
-    data/sample/    smoke profile: the synthetic ModaNet-like set and its custom season set
-    data/modanet/   full profile: real ModaNet (downloaded by notebook 01)
+    data/sample/        smoke profile: the synthetic ModaNet-like set and its custom season set
+    data/modanet/       full profile: real ModaNet (downloaded by notebook 01)
+    data/colab/         colab profile: its own splits, models, labels and runs; the photos,
+                        annotations and start weights it reads are real ModaNet's, in data/modanet/
+    data/colab-sample/  colab profile with MODANET_DATA_SOURCE=sample: the synthetic sample
+                        standing in for ModaNet (a rehearsal of the real path on a CPU)
 
+A Paths has two roots: `source` holds what is downloaded or drawn (images, ModaNet's annotation
+files, archives, start weights), `root` everything the notebooks derive from it. They are one
+folder except for the colab profile on real data, which shares ModaNet's download with `full`.
 Inside a root, every notebook reads and writes the same names (see `Paths`).
 """
 import os
@@ -20,22 +27,48 @@ def data_root():
     return Path(os.environ.get("MODANET_DATA", PROJECT_ROOT / "data")).expanduser()
 
 
+# profile name -> (folder of derived files, folder of downloaded or drawn data), under data_root()
+PROFILE_FOLDERS = {
+    ("smoke", "synthetic"): ("sample", "sample"),
+    ("full", "modanet"): ("modanet", "modanet"),
+    ("full", "synthetic"): ("full-sample", "full-sample"),
+    ("colab", "modanet"): ("colab", "modanet"),
+    ("colab", "synthetic"): ("colab-sample", "colab-sample"),
+}
+
+
 @dataclass(frozen=True)
 class Paths:
-    """The files one profile reads and writes; `Paths.for_profile("smoke")`."""
+    """The files one profile reads and writes; `Paths.for_profile("smoke")`.
+
+    `root`: derived files (splits, VIA, models, runs, labels, figures, metrics);
+    `source`: downloaded or drawn data (images, annotation files, archives, weights); same as
+    root unless given.
+    """
 
     root: Path
+    source: Path = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "source", Path(self.source) if self.source is not None else self.root)
 
     @classmethod
     def for_profile(cls, profile):
+        """Paths of a Profile, or of a profile name (its default data source)."""
         name = getattr(profile, "name", profile)
-        folder = {"smoke": "sample", "full": "modanet"}[name]
-        return cls(data_root() / folder)
+        data = getattr(profile, "data", None) or {"smoke": "synthetic"}.get(name, "modanet")
+        root, source = PROFILE_FOLDERS[(name, data)]
+        return cls(data_root() / root, data_root() / source)
+
+    def with_root(self, root):
+        """The same source (images stay where they are) with derived files under `root` (Drive)."""
+        return Paths(Path(root), self.source)
 
     # 01: download (full) or generate (smoke)
     @property
     def annotations_dir(self):
-        return self.root / "annotations"
+        return self.source / "annotations"
 
     @property
     def train_annotations(self):
@@ -49,12 +82,12 @@ class Paths:
 
     @property
     def images(self):
-        return self.root / "images"
+        return self.source / "images"
 
     @property
     def downloads(self):
         """Archives and partial downloads (kept so a re-run resumes)."""
-        return self.root / "downloads"
+        return self.source / "downloads"
 
     # 02: split
     @property
@@ -97,7 +130,7 @@ class Paths:
     @property
     def weights(self):
         """Downloaded start weights (mask_rcnn_coco.h5)."""
-        return self.root / "weights"
+        return self.source / "weights"
 
     @property
     def models(self):

@@ -1,22 +1,27 @@
-"""The one switch: `smoke` (tiny, CPU, synthetic data) or `full` (real ModaNet, a GPU).
+"""The one switch: `smoke` (tiny, CPU, synthetic data), `colab` (real ModaNet on a Colab T4 in
+under two hours) or `full` (the seed projects' whole recipe: a day of GPU time).
 
 Notebooks read it in their parameters cell::
 
-    PROFILE = "auto"   # "auto" | "smoke" | "full"
+    PROFILE = "auto"   # "auto" | "smoke" | "colab" | "full"
     profile = get_profile(PROFILE)
 
-"auto" means: $MODANET_PROFILE when set; otherwise `full` when a GPU is visible or real
-ModaNet is already under data/, and `smoke` when neither is.
+"auto" means: $MODANET_PROFILE when set; otherwise `colab` on Colab, when a GPU is visible or
+when real ModaNet is already under data/, and `smoke` when none is. `full` only when asked.
+$MODANET_DATA_SOURCE=sample makes a profile that reads real ModaNet read the synthetic sample
+instead (under its own data folder): the real path rehearsed on a CPU, with no download.
 Every number a profile sets lives here and nowhere else.
 """
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from helpers.paths import Paths
 
 PROFILE_ENV = "MODANET_PROFILE"
+DATA_SOURCE_ENV = "MODANET_DATA_SOURCE"     # "modanet" (default) or "sample"
 
 
 @dataclass(frozen=True)
@@ -42,10 +47,19 @@ class Profile:
     keep_checkpoints: int = 3       # a run keeps its newest 3 epoch checkpoints (ResNet-101: ~250 MB each)
     init_weights: str = "coco"
     flip_probability: float = 0.5   # left-right flips while training (the seed projects: Fliplr 0.5)
+    fine_tune_layers: str = "all"   # the second stage trains these: "all", "3+", "4+", "5+"
+    train_minutes: float = None     # model-1 stops at the first step after this many minutes (None: no limit)
+    mixed_precision: bool = False   # mixed_float16 when a GPU is visible (float32 on a CPU)
+    train_images: int = None        # 02 keeps at most this many train images (None: every one) ...
+    val_images: int = None          # ... val images ...
+    test_images: int = None         # ... and test images (a subset sized for the time budget)
+    custom_per_class: int = 0       # real data: held-out photos per garment for the custom set (05)
     engine: dict = field(default_factory=dict)   # further Config values (smoke: a smaller network)
     # auto-labelling (05) and model-2 (06) ----------------------------------------------------
     model2_epochs_heads: int = 20   # model-2 starts from model-1: heads until this epoch ...
     model2_epochs: int = 40         # ... then every layer until this one
+    model2_train_minutes: float = None   # model-2's time budget (None: no limit)
+    model2_steps_per_epoch: int = None   # model-2's steps an epoch (None: steps_per_epoch)
     min_confidence: float = 0.7     # keep model-1 detections at least this sure
     min_per_class: int = 5          # keep class_season labels with at least this many instances
 
@@ -54,8 +68,10 @@ class Profile:
         return Paths.for_profile(self)
 
     def for_model2(self, **overrides):
-        """This profile with model-2's epochs in place of model-1's (and any override not None)."""
-        profile = replace(self, epochs_heads=self.model2_epochs_heads, epochs=self.model2_epochs)
+        """This profile with model-2's epochs and budget in place of model-1's (and any override not None)."""
+        profile = replace(self, epochs_heads=self.model2_epochs_heads, epochs=self.model2_epochs,
+                          train_minutes=self.model2_train_minutes,
+                          steps_per_epoch=self.model2_steps_per_epoch or self.steps_per_epoch)
         return replace(profile, **{k: v for k, v in overrides.items() if v is not None})
 
     def table(self):
@@ -132,7 +148,56 @@ FULL = Profile(
     init_weights="coco",
 )
 
-PROFILES = {"smoke": SMOKE, "full": FULL}
+COLAB = Profile(
+    name="colab",
+    data="modanet",
+    # Real ModaNet on one Colab T4 (16 GB), the whole course 01 -> 07 in under two hours.
+    #
+    # Backbone and start: ResNet-101 with Matterport's COCO weights, the only published COCO
+    # Mask R-CNN weights in this layout (the seed projects' start); a ResNet-50 would start its
+    # backbone from ImageNet only, and COCO-pretrained RPN and heads are worth more than the
+    # backbone's speed in a 50-minute budget.
+    # Image size: ModaNet's photos are 400 x 600; 512 px squares scale them by 0.85 (full's
+    # 1024 blows them up 1.7x for 4x the pixels). Backbone FLOPs scale with pixels: 512 px costs
+    # a quarter of full's 1024 px per image.
+    # Precision: mixed_float16 on the GPU, where a T4's tensor cores give about 2.5x its float32
+    # throughput (NVIDIA's published ResNet-50 training figures, see docs/benchmarks.md).
+    # Time: model-1 <= 50 minutes of training, model-2 <= 20 (train_minutes): training stops at
+    # the first step after its budget, saves and exports, and a later run with a larger budget
+    # resumes. The step counts are upper bounds. docs/benchmarks.md derives the seconds per step
+    # (FLOPs per step of this network x a T4's measured throughput, an estimate: no T4 with
+    # TensorFlow was available) and from it how many of the planned steps 50 minutes buy.
+    # Data: 4,000 train images (of ~46,000), 500 val, 500 test: at 2 images a step, 50 minutes
+    # see each train image about once or twice; more images would not be seen at all. The test
+    # photos were never trained on: 05 copies 20 per garment as the custom set (`custom_per_class`).
+    backbone="resnet101",
+    image_dim=512,
+    images_per_gpu=2,
+    steps_per_epoch=250,
+    validation_steps=25,
+    epochs_heads=6,                 # heads: 1,500 steps at most ...
+    epochs=12,                      # ... then layers 4+ for 1,500 more (the budget usually ends it first)
+    fine_tune_layers="4+",          # ResNet stages 4 and 5 and the heads: cheaper than "all" on a T4
+    learning_rate=0.001,
+    keep_checkpoints=2,             # ResNet-101 checkpoints are ~250 MB each (Drive's free 15 GB)
+    init_weights="coco",
+    train_minutes=50,
+    mixed_precision=True,
+    train_images=4000,
+    val_images=500,
+    test_images=500,
+    custom_per_class=20,
+    model2_epochs_heads=3,          # model-2 from model-1: 300 steps of new heads ...
+    model2_epochs=6,                # ... then 300 of layers 4+
+    model2_steps_per_epoch=100,
+    model2_train_minutes=20,
+    min_confidence=0.7,
+    min_per_class=5,
+)
+
+PROFILES = {"smoke": SMOKE, "colab": COLAB, "full": FULL}
+# The synthetic sample standing in for ModaNet ($MODANET_DATA_SOURCE=sample): the smoke sample's size.
+SAMPLE_STAND_IN = {"sample_images": SMOKE.sample_images, "sample_size": SMOKE.sample_size}
 
 
 def gpu_visible():
@@ -140,20 +205,33 @@ def gpu_visible():
     return Path("/proc/driver/nvidia/gpus").is_dir() or shutil.which("nvidia-smi") is not None
 
 
+def on_colab():
+    """True inside a Colab runtime (checked without importing anything of Colab's)."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
 def modanet_present():
     paths = Paths.for_profile("full")
     return paths.train_annotations.is_file() and paths.images.is_dir()
 
 
+def data_source():
+    """'modanet' or 'sample' ($MODANET_DATA_SOURCE; default modanet)."""
+    source = os.environ.get(DATA_SOURCE_ENV, "").strip().lower() or "modanet"
+    if source not in ("modanet", "sample"):
+        raise ValueError(f"${DATA_SOURCE_ENV}={source!r}: choose 'modanet' or 'sample'")
+    return source
+
+
 def resolve_profile_name(name="auto"):
-    """'smoke' or 'full' for a requested name ('auto' looks at the env, the GPU and data/)."""
+    """'smoke', 'colab' or 'full' for a requested name ('auto' looks at the env, Colab, the GPU and data/)."""
     name = (name or "auto").strip().lower()
     if name == "auto":
         name = os.environ.get(PROFILE_ENV, "").strip().lower() or "auto"
     if name == "auto":
-        name = "full" if (gpu_visible() or modanet_present()) else "smoke"
+        name = "colab" if (on_colab() or gpu_visible() or modanet_present()) else "smoke"
     if name not in PROFILES:
-        raise ValueError(f"Unknown profile {name!r}: choose 'auto', 'smoke' or 'full' "
+        raise ValueError(f"Unknown profile {name!r}: choose 'auto', 'smoke', 'colab' or 'full' "
                          f"(or set ${PROFILE_ENV}).")
     return name
 
@@ -162,9 +240,12 @@ def get_profile(name="auto", **overrides):
     """The Profile for `name`, with any field overridden: get_profile('smoke', seed=1).
 
     An override of None keeps the profile's value, so a notebook's parameters cell can say
-    `EPOCHS = None` for "the profile's number".
+    `EPOCHS = None` for "the profile's number". With $MODANET_DATA_SOURCE=sample a profile
+    of real ModaNet reads the synthetic sample instead (the smoke profile's size).
     """
     profile = PROFILES[resolve_profile_name(name)]
+    if profile.data == "modanet" and data_source() == "sample":
+        profile = replace(profile, data="synthetic", **SAMPLE_STAND_IN)
     overrides = {key: value for key, value in overrides.items() if value is not None}
     unknown = set(overrides) - {f.name for f in fields(Profile)}
     if unknown:

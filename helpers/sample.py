@@ -814,14 +814,18 @@ def build_sample(profile, force=False, progress=True, root=None):
 
     A re-run with the same parameters returns the existing manifest ("skipped": True);
     other parameters, or force=True, rebuild. The manifest is written last, so an
-    interrupted build is never mistaken for a finished one."""
+    interrupted build is never mistaken for a finished one. A profile with custom_per_label 0
+    (the colab profile standing in for ModaNet) gets no drawn custom set: its custom photos
+    come from the held-out split (`helpers.custom`), as on real ModaNet."""
     if getattr(profile, "data", None) != "synthetic":
         raise ValueError(f"profile {getattr(profile, 'name', profile)!r} uses real ModaNet data; "
                          "build_sample draws the synthetic set of the 'smoke' profile")
-    root = Path(root) if root is not None else profile.paths.root
+    root = Path(root) if root is not None else profile.paths.source
     params = sample_parameters(profile)
     manifest_path = root / MANIFEST_FILE
-    done = [root / "annotations" / TRAIN_FILE, root / "annotations" / VAL_FILE, root / "custom" / "truth.json"]
+    with_custom = params["custom_per_label"] > 0
+    done = [root / "annotations" / TRAIN_FILE, root / "annotations" / VAL_FILE]
+    done += [root / "custom" / "truth.json"] if with_custom else []
     if not force and manifest_path.is_file():
         try:
             manifest = read_json(manifest_path, "sample manifest")
@@ -831,13 +835,15 @@ def build_sample(profile, force=False, progress=True, root=None):
             return dict(manifest, skipped=True)
     manifest_path.unlink(missing_ok=True)
     sample = generate_modanet_sample(root, params["sample_images"], params["sample_size"], params["seed"], progress)
-    custom = generate_custom_set(root, params["custom_classes"], params["custom_per_label"],
-                                 params["sample_size"], params["seed"] + 1, progress)
+    custom = (generate_custom_set(root, params["custom_classes"], params["custom_per_label"],
+                                  params["sample_size"], params["seed"] + 1, progress) if with_custom else
+              {"images": 0, "annotations": 0, "classes": [], "seasons": [], "per_label": 0})
     keep = {f"{i:07d}.jpg" for i in range(1, sample["images"] + sample["val_images"] + 1)}
     removed = _remove_stale(root / "images", keep, re.compile(r"^\d{7}\.jpg$").match)
     keep = {f"{class_slug(c)}_{s}_{n}.jpg" for c in params["custom_classes"] for s in SEASON_CODES
             for n in range(1, params["custom_per_label"] + 1)}
-    removed += _remove_stale(root / "custom" / "images", keep, _is_custom_name)
+    if with_custom:
+        removed += _remove_stale(root / "custom" / "images", keep, _is_custom_name)
     for summary in (sample, custom):
         for key in ("train_annotations", "val_annotations", "truth"):
             if key in summary:
@@ -859,6 +865,9 @@ def format_summary(manifest):
     for name in CLASS_NAMES:
         count = sample["images_per_class"][name]
         lines.append(f"  {name:12} {sample['annotations_per_class'][name]:>11} {count:>7} {100 * count / n:>8.1f}%")
+    if not custom["images"]:
+        lines.append("  Custom set: none drawn (taken from the held-out split by notebook 05, as on real ModaNet)")
+        return "\n".join(lines)
     lines.append(f"  Custom set: {custom['images']} images = {len(custom['classes'])} classes x "
                  f"{len(custom['seasons'])} seasons x {custom['per_label']}, {custom['annotations']} annotations")
     lines.append(f"    classes: {', '.join(custom['classes'])}; seasons: {', '.join(custom['seasons'])}")

@@ -153,12 +153,13 @@ def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=No
 # --- training ---------------------------------------------------------------------------------
 
 def training_stages(profile):
-    """[(layers, until_epoch, learning_rate)]: heads first, then every layer (Matterport's recipe)."""
+    """[(layers, until_epoch, learning_rate)]: heads first, then deeper layers (Matterport's recipe;
+    `profile.fine_tune_layers` says which: "all", or "4+" on the colab profile)."""
     stages = []
     if profile.epochs_heads > 0:
         stages.append(("heads", profile.epochs_heads, profile.learning_rate))
     if profile.epochs > profile.epochs_heads:
-        stages.append(("all", profile.epochs, profile.learning_rate))
+        stages.append((profile.fine_tune_layers, profile.epochs, profile.learning_rate))
     return stages
 
 

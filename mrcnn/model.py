@@ -176,8 +176,6 @@ def build_network(mode, config):
     if mode == "training":
         anchors = utils.norm_boxes(get_anchors(config, config.IMAGE_SHAPE), config.IMAGE_SHAPE[:2])
         anchors = ConstantAnchors(anchors, name="anchors")(input_image)
-        input_rpn_match = keras.Input(shape=(None, 1), dtype="int32", name="input_rpn_match")
-        input_rpn_bbox = keras.Input(shape=(None, 4), name="input_rpn_bbox")
         input_gt_class_ids = keras.Input(shape=(None,), dtype="int32", name="input_gt_class_ids")
         input_gt_boxes = keras.Input(shape=(None, 4), name="input_gt_boxes")
         mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (height, width)
@@ -203,9 +201,11 @@ def build_network(mode, config):
             conv_init=config.CONV_INIT, norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
         target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
+        # The RPN's targets (input_rpn_match, input_rpn_bbox) feed only the losses, which the
+        # trainer computes from the batch: they are not inputs of the network (Keras 3.13 refuses
+        # a model input that no layer reads).
         inputs = {
             "input_image": input_image, "input_image_meta": input_image_meta,
-            "input_rpn_match": input_rpn_match, "input_rpn_bbox": input_rpn_bbox,
             "input_gt_class_ids": input_gt_class_ids, "input_gt_boxes": input_gt_boxes,
             "input_gt_masks": input_gt_masks,
         }
@@ -239,6 +239,11 @@ def build_network(mode, config):
                         name="mask_rcnn")
     set_batch_norm_momentum(model, config.BATCH_NORM_MOMENTUM)
     return model
+
+
+def network_inputs(network, batch):
+    """The entries of a training batch (dict) that `network` takes as inputs; the rest feed the losses."""
+    return {name: batch[name] for name in network.input}
 
 
 def batch_norm_layers(model):
@@ -304,10 +309,10 @@ class MaskRCNNTrainer(keras.Model):
         return list(self.trackers.values())
 
     def call(self, inputs, training=False):
-        return self.network(inputs, training=training)
+        return self.network(network_inputs(self.network, inputs), training=training)
 
     def _weighted_losses(self, batch, training):
-        outputs = self.network(batch, training=training)
+        outputs = self.network(network_inputs(self.network, batch), training=training)
         parts = compute_losses(self.config, batch, outputs)
         total = tf.add_n([float(self.config.LOSS_WEIGHTS.get(name, 1.0)) * value
                           for name, value in parts.items()])
@@ -489,7 +494,7 @@ class MaskRCNN:
             for count in range(int(batches)):
                 for layer in layers:          # running mean over the batches seen so far
                     layer.momentum = count / (count + 1)
-                self.keras_model(next(data), training=True)
+                self.keras_model(network_inputs(self.keras_model, next(data)), training=True)
         finally:
             for layer, (momentum, train_bn, trainable) in zip(layers, saved):
                 layer.momentum, layer.trainable = momentum, trainable
