@@ -272,6 +272,42 @@ class SplitResult:
         first = next(iter(self.class_counts.values()))
         return list(first)
 
+    def limited(self, seed=None, **counts):
+        """A copy with at most counts[name] images in each split: `result.limited(train=4000, val=500)`.
+
+        Why: a time budget (the colab profile) sees only a few thousand images; splitting all of
+        ModaNet first and then cutting each split keeps the splits' separation and its
+        stratification. The cut keeps, per split, one image of every class the split has
+        (rarest class first), then fills up in a seeded random order. A count of None keeps the
+        split whole. Same seed, same subset.
+        """
+        unknown = set(counts) - set(self.splits)
+        if unknown:
+            raise ValueError(f"no split named {sorted(unknown)}: this result has {list(self.splits)}")
+        seed = self.seed if seed is None else int(seed)
+        splits, image_counts, class_counts, notes = {}, {}, {}, list(self.notes)
+        for name, split in self.splits.items():
+            limit = counts.get(name)
+            if limit is None or limit >= len(split["images"]):
+                splits[name], image_counts[name] = split, self.image_counts[name]
+                class_counts[name] = self.class_counts[name]
+                continue
+            if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1:
+                raise ValueError(f"{name}: the number of images to keep must be a whole number >= 1, got {limit!r}")
+            kept = _subset_image_ids(split, int(limit), random.Random(f"{seed}-{name}"))
+            names = {c["id"]: c["name"] for c in split.get("categories", [])}
+            cut = dict(split, images=[im for im in split["images"] if im["id"] in kept],
+                       annotations=[a for a in split["annotations"] if a["image_id"] in kept])
+            splits[name], image_counts[name] = cut, len(cut["images"])
+            class_counts[name] = dict.fromkeys(self.class_counts[name], 0)
+            for annotation in cut["annotations"]:
+                class_counts[name][names.get(annotation["category_id"], annotation["category_id"])] += 1
+            notes.append(f"{name}: kept {len(cut['images']):,} of {len(split['images']):,} images")
+        return SplitResult(splits=splits, image_counts=image_counts, class_counts=class_counts,
+                           fractions=self.fractions, seed=self.seed, stratified=self.stratified,
+                           source=self.source, dropped_unannotated=self.dropped_unannotated,
+                           skipped_orphans=self.skipped_orphans, notes=notes)
+
     def write(self, train_path, val_path, test_path=None):
         """Write the splits as JSON, all or nothing (temp files renamed at the end).
 
@@ -303,6 +339,34 @@ def check_output_paths(paths, input_path=None):
         if resolved in seen:
             raise ValueError(f"{path}: output path is also {seen[resolved]}")
         seen[resolved] = "another output"
+
+
+def _subset_image_ids(split, limit, rng):
+    """`limit` image ids of a COCO split: one image of each class first (rarest first), then the rest
+    in `rng`'s order."""
+    order = [im["id"] for im in split["images"]]
+    rng.shuffle(order)
+    classes_of = {image_id: set() for image_id in order}
+    for annotation in split["annotations"]:
+        if annotation["image_id"] in classes_of:
+            classes_of[annotation["image_id"]].add(annotation["category_id"])
+    images_with = {}
+    for image_id in order:
+        for category_id in classes_of[image_id]:
+            images_with.setdefault(category_id, []).append(image_id)
+    kept, covered = [], set()
+    for category_id in sorted(images_with, key=lambda c: (len(images_with[c]), str(c))):
+        if category_id not in covered and len(kept) < limit:
+            kept.append(images_with[category_id][0])
+            covered |= classes_of[images_with[category_id][0]]
+    chosen = set(kept)
+    for image_id in order:
+        if len(kept) >= limit:
+            break
+        if image_id not in chosen:
+            kept.append(image_id)
+            chosen.add(image_id)
+    return chosen
 
 
 # --- the split --------------------------------------------------------------------------

@@ -349,3 +349,36 @@ def test_real_modanet_subset_split_matches_pycocotools(tmp_path):
                 assert (split.annToMask(split.anns[ann_id]) == oracle.annToMask(oracle.anns[ann_id])).all()
     # scarf/tie is in 3 of the 4 images: the stratified split gives it to all 3 splits
     assert all(counts["scarf/tie"] > 0 for counts in result.class_counts.values())
+
+
+# --- limiting each split (the colab profile's subset) ---------------------------------------
+
+def test_limited_cuts_each_split_keeps_rare_classes_and_repeats():
+    result = split_coco(skewed_set(), train_fraction=0.8, test_fraction=0.1, seed=3, progress=False)
+    small = result.limited(train=20, val=5)
+    assert small.image_counts == {"train": 20, "val": 5, "test": result.image_counts["test"]}
+    assert small.splits["test"] is result.splits["test"]
+    for name in ("train", "val"):
+        ids = {im["id"] for im in small.splits[name]["images"]}
+        full_ids = {im["id"] for im in result.splits[name]["images"]}
+        assert ids <= full_ids                                    # a subset of its own split
+        assert all(a["image_id"] in ids for a in small.splits[name]["annotations"])
+        kept = [a for a in result.splits[name]["annotations"] if a["image_id"] in ids]
+        assert small.splits[name]["annotations"] == kept          # every annotation of a kept image
+        assert small.class_counts[name] == brute_force_class_counts(small.splits[name])
+        present = {c for c, n in brute_force_class_counts(result.splits[name]).items() if n}
+        assert {c for c, n in small.class_counts[name].items() if n} == present   # no class lost
+    again = result.limited(train=20, val=5)
+    assert again.splits["train"]["images"] == small.splits["train"]["images"]
+    other = result.limited(train=20, val=5, seed=4)
+    assert other.splits["train"]["images"] != small.splits["train"]["images"]
+    assert "train: kept 20 of" in small.table()
+
+
+def test_limited_refuses_bad_counts_and_unknown_splits():
+    result = split_coco(common_set(60), train_fraction=0.8, seed=1, progress=False)
+    with pytest.raises(ValueError, match="no split named"):
+        result.limited(test=3)
+    with pytest.raises(ValueError, match="whole number"):
+        result.limited(train=0)
+    assert result.limited(train=None, val=10_000).image_counts == result.image_counts
