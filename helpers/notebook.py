@@ -29,3 +29,15 @@ def setup_notebook(seed=42, seed_tensorflow=False):
         "axes.titlesize": 10,
         "image.interpolation": "nearest",
     })
+
+
+class CourseStop(Exception):
+    """Stop a notebook with guidance for the learner, shown as that text alone.
+
+    A learner's missing step (no photos yet, a notebook not run) is not a bug: IPython shows an
+    exception's `_render_traceback_()` lines in place of the traceback, so the learner reads only
+    what to do. Outside IPython it is an ordinary exception with that message.
+    """
+
+    def _render_traceback_(self):
+        return str(self).splitlines() or [type(self).__name__]
