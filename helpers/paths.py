@@ -170,6 +170,45 @@ class Paths:
         return self.root / "metrics.json"
 
 
+# On Colab, USE_DRIVE keeps each profile's derived files in <Drive>/MyDrive/modanet-seasons/<profile folder>.
+COLAB_DRIVE_MOUNT = "/content/drive"
+DRIVE_FOLDER = "modanet-seasons"
+
+
+def on_colab():
+    """True inside a Colab runtime (it imports google.colab before the first cell runs)."""
+    import sys
+
+    return "google.colab" in sys.modules
+
+
+def course_paths(profile, use_drive=False, mount_point=COLAB_DRIVE_MOUNT):
+    """The Paths every notebook uses: the profile's, or with `use_drive` on Colab its derived files on Drive.
+
+    A Colab disconnect wipes the local disk. On Drive, what the notebooks make (splits, VIA files,
+    models, auto-labels, custom photos, runs, metrics, figures) survives, and each notebook finds
+    what the earlier ones left there. Downloads (images, ModaNet's annotation files, archives, start
+    weights) stay on the fast local disk: notebook 01 fetches them again after a disconnect.
+    A profile that draws its own custom set (smoke) draws it beside its sample, so its whole
+    (small) folder goes to Drive: 01 must then draw into `paths.source`.
+    """
+    paths = Paths.for_profile(profile)
+    if not use_drive:
+        return paths
+    if not on_colab():
+        print(f"USE_DRIVE only works on Colab (Google Drive): files stay in {paths.root}")
+        return paths
+    from google.colab import drive  # only on Colab
+
+    drive.mount(str(mount_point))
+    root = Path(mount_point) / "MyDrive" / DRIVE_FOLDER / paths.root.name
+    root.mkdir(parents=True, exist_ok=True)
+    draws_custom_set = getattr(profile, "custom_per_label", 0) > 0
+    paths = Paths(root, root) if draws_custom_set else paths.with_root(root)
+    print(f"USE_DRIVE: derived files in {paths.root}, downloads in {paths.source}")
+    return paths
+
+
 def require(path, made_by):
     """Return `path` if it exists; else raise FileNotFoundError saying what makes it.
 

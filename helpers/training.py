@@ -240,22 +240,11 @@ def _from_json(value):
     return value
 
 
-def run_folder(paths, use_drive=False, drive_root="/content/drive/MyDrive/modanet-seasons"):
-    """Where training runs go: data/<profile>/runs, or on Colab optionally Google Drive.
+def run_folder(paths, use_drive=False, drive_root=None):
+    """Where training runs go: `paths.runs`.
 
-    With `use_drive` on Colab, Drive is mounted and runs go to <drive_root>/<profile root>/runs,
-    so a dropped session loses nothing and INIT_WEIGHTS="last" resumes from there.
+    Drive is chosen once, for every file, by `helpers.paths.course_paths(profile, USE_DRIVE)`,
+    so with its paths the runs are already on Drive and INIT_WEIGHTS="last" resumes from there.
+    `use_drive` and `drive_root` are accepted and ignored, for callers written before that.
     """
-    import sys
-
-    if not use_drive:
-        return Path(paths.runs)
-    if "google.colab" not in sys.modules:
-        print("USE_DRIVE is only for Colab: runs stay in", paths.runs)
-        return Path(paths.runs)
-    from google.colab import drive  # noqa: only on Colab
-
-    drive.mount("/content/drive")
-    folder = Path(drive_root) / Path(paths.root).name / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return Path(paths.runs)
