@@ -2,6 +2,8 @@
 #   make demo   runs the whole course (notebooks 01 ...) on the bundled synthetic sample, smoke profile
 #   make test   runs the unit tests and every notebook under nbval, smoke profile
 # Each creates .venv when missing and installs what it needs into it.
+#   make test-colab   the engine's tests and notebooks 00-04 again, in .venv-colab pinned to Colab's
+#                     versions (.ci/colab-versions.txt: Python 3.13, TensorFlow 2.20, Keras 3.13, ...)
 
 PYTHON   ?= python3
 VENV     := .venv
@@ -11,7 +13,14 @@ TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cp
 STAMP    := $(VENV)/.installed-$(TF_EXTRA)
 TEST_DATA := $(CURDIR)/runs/test-data
 
-.PHONY: demo test install lab bench-data clean
+# Colab's Python: the first python3.13 that runs (on the PATH, or pyenv's)
+COLAB_PYTHON ?= $(firstword $(foreach p,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13),$(shell $(p) -c 'import sys; print(sys.executable)' 2>/dev/null)))
+COLAB_VENV   := .venv-colab
+COLAB_STAMP  := $(COLAB_VENV)/.installed
+COLAB_DATA   := $(CURDIR)/runs/test-colab-data
+COLAB_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-4]_*.ipynb))
+
+.PHONY: demo test test-colab install lab bench-data clean
 
 install: $(STAMP)
 
@@ -29,6 +38,19 @@ test: $(STAMP)
 	rm -rf $(TEST_DATA)
 	MODANET_PROFILE=smoke MODANET_DATA=$(TEST_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
+$(COLAB_STAMP): pyproject.toml .ci/colab-versions.txt
+	@test -n "$(COLAB_PYTHON)" || { echo "make test-colab needs Python 3.13 (Colab's): install it, or run make test-colab COLAB_PYTHON=/path/to/python3.13"; exit 2; }
+	@test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet --progress-bar off -c .ci/colab-versions.txt -e ".[cpu,dev]"
+	$(COLAB_VENV)/bin/python -m pip check
+	@touch $@
+
+test-colab: $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/python -c 'import sys, tensorflow as tf, keras, numpy; print("Colab set:", sys.version.split()[0], "TensorFlow", tf.__version__, "Keras", keras.__version__, "numpy", numpy.__version__)'
+	rm -rf $(COLAB_DATA)
+	MODANET_PROFILE=smoke MODANET_DATA=$(COLAB_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(COLAB_VENV)/bin/python -m pytest tests/test_mrcnn_*.py tests/test_training.py $(COLAB_NOTEBOOKS) --nbval-lax -p no:cacheprovider
+
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	cd notebooks && ../$(BIN)/jupyter lab
@@ -37,4 +59,4 @@ bench-data: $(STAMP)
 	$(BIN)/python bench/bench_data.py
 
 clean:
-	rm -rf runs $(VENV)
+	rm -rf runs $(VENV) $(COLAB_VENV)
