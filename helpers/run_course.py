@@ -2,6 +2,12 @@
 
 This is what `make demo` calls. Executed notebooks land in the output folder (default
 runs/demo/), one per input, so a learner can open them and see every output.
+
+The colab profile rehearsed on this machine, the synthetic sample standing in for ModaNet and
+short time budgets::
+
+    MODANET_DATA_SOURCE=sample python -m helpers.run_course --profile colab --out runs/colab-rehearsal \
+        -p TRAIN_MINUTES 2 --model2-minutes 1
 """
 import argparse
 import shutil
@@ -9,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.paths import PROJECT_ROOT, Paths
-from helpers.profiles import resolve_profile_name
+from helpers.paths import PROJECT_ROOT
+from helpers.profiles import get_profile, resolve_profile_name
 from helpers.io import write_json_atomic
 from helpers.report import read_metrics
 
@@ -22,11 +28,13 @@ def course_notebooks(folder=NOTEBOOKS_DIR):
     return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None):
+def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None, notebook_parameters=None):
     """Execute every course notebook (or those whose number is in `only`) into `out_dir`.
 
-    Returns a list of (notebook name, seconds). Stops at the first notebook that fails and
-    says which one and where its partly executed copy is.
+    `parameters` go to every notebook that has them in its parameters cell (papermill adds the
+    rest harmlessly); `notebook_parameters` maps a notebook number ("06") to parameters for it
+    alone. Returns a list of (notebook name, seconds). Stops at the first notebook that fails
+    and says which one and where its partly executed copy is.
     """
     import papermill
 
@@ -35,7 +43,7 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None)
         out_dir = PROJECT_ROOT / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if not only:            # a whole run: figures of an earlier run must not pass for this one's
-        retire_previous_outputs(Paths.for_profile(resolve_profile_name(profile)))
+        retire_previous_outputs(get_profile(profile).paths)
     params = {"PROFILE": profile, **(parameters or {})}
     timings = []
     for nb in course_notebooks():
@@ -45,7 +53,8 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None)
         print(f"== {nb.name} -> {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target}", flush=True)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(str(nb), str(target), parameters=params, cwd=str(NOTEBOOKS_DIR),
+            these = {**params, **(notebook_parameters or {}).get(nb.name[:2], {})}
+            papermill.execute_notebook(str(nb), str(target), parameters=these, cwd=str(NOTEBOOKS_DIR),
                                        kernel_name="python3", progress_bar=False)
         except papermill.PapermillExecutionError as err:
             raise SystemExit(f"{nb.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
@@ -75,11 +84,17 @@ def retire_previous_outputs(paths):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="folder for the executed notebooks")
-    parser.add_argument("--profile", default="smoke", choices=["smoke", "full", "auto"])
+    parser.add_argument("--profile", default="smoke", choices=["smoke", "colab", "full", "auto"])
     parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 02")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a notebook parameter for every notebook, e.g. -p TRAIN_MINUTES 2 (a number or text)")
+    parser.add_argument("--model2-minutes", type=float, default=None,
+                        help="TRAIN_MINUTES for 06 alone (model-2's budget), when -p TRAIN_MINUTES sets model-1's")
     args = parser.parse_args(argv)
+    parameters = {name: _parameter_value(value) for name, value in args.parameter}
+    per_notebook = {"06": {"TRAIN_MINUTES": args.model2_minutes}} if args.model2_minutes is not None else None
     total = time.perf_counter()
-    timings = run_course(args.out, args.profile, args.only)
+    timings = run_course(args.out, args.profile, args.only, parameters, per_notebook)
     wall = time.perf_counter() - total
     print("\nExecuted notebooks:")
     for name, seconds in timings:
@@ -90,9 +105,19 @@ def main(argv=None):
     return 0
 
 
+def _parameter_value(text):
+    """'2' -> 2, '0.5' -> 0.5, 'True' -> True, 'None' -> None, anything else stays text."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def collect_outputs(out_dir, profile, timings, wall_seconds):
     """Copy the figures and the metrics JSON the notebooks wrote into `out_dir`; return the metrics."""
-    paths = Paths.for_profile(resolve_profile_name(profile))
+    paths = get_profile(profile).paths
     out_dir = Path(out_dir) if Path(out_dir).is_absolute() else PROJECT_ROOT / out_dir
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,20 @@ def test_a_whole_run_retires_the_previous_outputs(tmp_path, monkeypatch):
     assert list((tmp_path / "demo" / "figures").iterdir()) == []
     run_course.retire_previous_outputs(paths)          # again: the older copy makes way, nothing piles up
     assert json.loads((paths.metrics.parent / "metrics.previous.json").read_text()) == {"model1": {"segm_AP50": 0.1}}
+
+
+def test_parameters_reach_every_notebook_and_per_notebook_ones_win(tmp_path, monkeypatch):
+    import types
+    calls = []
+
+    def execute_notebook(nb, target, parameters, **kwargs):
+        calls.append((nb.rsplit("/", 1)[-1][:2], dict(parameters)))
+
+    fake = types.SimpleNamespace(execute_notebook=execute_notebook, PapermillExecutionError=RuntimeError)
+    monkeypatch.setitem(__import__("sys").modules, "papermill", fake)
+    monkeypatch.setenv("MODANET_DATA", str(tmp_path / "data"))
+    run_course.run_course(tmp_path / "out", "smoke", only=["04", "06"], parameters={"TRAIN_MINUTES": 2},
+                          notebook_parameters={"06": {"TRAIN_MINUTES": 1}})
+    assert calls == [("04", {"PROFILE": "smoke", "TRAIN_MINUTES": 2}), ("06", {"PROFILE": "smoke", "TRAIN_MINUTES": 1})]
+    assert run_course._parameter_value("2") == 2 and run_course._parameter_value("0.5") == 0.5
+    assert run_course._parameter_value("None") is None and run_course._parameter_value("coco") == "coco"
