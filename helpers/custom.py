@@ -340,28 +340,28 @@ def _parsed(names):
 
 
 def guidance(profile, paths, problem="No custom photos to label yet."):
-    """What to do when there are no custom photos: where they go, how they are named, how many."""
+    """What to do when there are no usable custom photos: the notebook to run first, or where the
+    learner's own photos go, how they are named and how many each label needs."""
     seasons = ", ".join(f"{code} ({word})" for code, word in SEASONS.items())
-    lines = [problem,
-             "Stage two labels photos whose file name says the garment and the season: <class>_<season>_<n>.jpg,",
-             "e.g. skirt_yaz_12.jpg or top_kis_3.jpg (.jpeg and .png work too).",
-             f"  classes: {', '.join(class_slug(c) for c in CLASS_NAMES)}",
-             f"  seasons: {seasons}",
-             "Where to put them, either:",
-             f"  * in {paths.custom_images}, or",
-             "  * in a folder of your own (on Colab, a Drive folder such as /content/drive/MyDrive/my_photos),",
-             "    then set CUSTOM_IMAGES = \"/path/to/that/folder\" in the parameters cell and run again;",
-             "  * on Colab you can also tick UPLOAD_PHOTOS and upload them.",
-             f"How many: at least {profile.min_per_class} photos of every label (<class>_<season>) you want "
-             f"model-2 to learn:",
-             f"a label is kept only with {profile.min_per_class} auto-labelled garments (MIN_PER_CLASS), and "
-             "model-1 misses some photos, so bring more than that."]
+    lines = [problem]
     if profile.custom_per_class > 0:
-        lines.append(f"Or run 02_split.ipynb first (profile {profile.name}): this notebook then takes up to "
+        lines.append(f"Run 02_split.ipynb first (profile {profile.name}): this notebook then takes up to "
                      f"{profile.custom_per_class} held-out ModaNet test photos per garment, with their true outlines.")
     elif profile.custom_per_label > 0:
-        lines.append(f"Or run 01_download_modanet.ipynb first (profile {profile.name}): it draws the synthetic "
+        lines.append(f"Run 01_download_modanet.ipynb first (profile {profile.name}): it draws the synthetic "
                      "custom set, with its truth.")
+    lines += [("Or label" if len(lines) > 1 else "Label") + " photos of your own, named <class>_<season>_<n>.jpg "
+              "(.jpeg and .png work too), e.g. skirt_yaz_12.jpg or top_kis_3.jpg:",
+              f"  classes: {', '.join(class_slug(c) for c in CLASS_NAMES)}",
+              f"  seasons: {seasons}",
+              f"  * put them in {paths.custom_images},",
+              "  * or in a folder of your own (on Colab, a Drive folder such as /content/drive/MyDrive/my_photos)",
+              "    and set CUSTOM_IMAGES = \"/path/to/that/folder\" in the parameters cell,",
+              "  * or, on Colab, tick UPLOAD_PHOTOS and upload them;",
+              f"  then run this notebook again. Take at least {profile.min_per_class} photos of every label "
+              "(<class>_<season>) model-2 should learn,",
+              f"  more if you can: a label is kept only with {profile.min_per_class} auto-labelled garments "
+              "(MIN_PER_CLASS), and model-1 misses some photos."]
     return "\n".join(lines)
 
 
