@@ -118,7 +118,7 @@ class Paths:
 
     @property
     def custom_truth(self):
-        """Hidden truth for the synthetic custom set (COCO); absent for a real one."""
+        """Truth of the custom set (COCO): drawn (synthetic) or ModaNet's polygons (held-out photos); absent for your own photos."""
         return self.custom / "truth.json"
 
     # 04 / 06: training runs and checkpoints

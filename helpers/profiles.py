@@ -146,6 +146,7 @@ FULL = Profile(
     epochs=40,
     learning_rate=0.001,
     init_weights="coco",
+    custom_per_class=20,            # 05: held-out ModaNet photos as the custom set, as colab
 )
 
 COLAB = Profile(
