@@ -310,6 +310,21 @@ class CustomPhotos:
     unparsed: tuple = ()            # photo names that do not (05 skips them as "bad name")
     built: dict = field(default=None, compare=False)   # from_modanet's summary when this call built the set
 
+    def hand_over_truth(self, target):
+        """Copy this set's truth to `target` (paths.labels_truth), or remove a stale one when it has none.
+
+        06 and 07 measure against `target` only: truth of another photo set (an earlier build,
+        before the learner switched to their own photos) must never be compared with these labels.
+        """
+        target = Path(target)
+        if self.truth is None:
+            target.unlink(missing_ok=True)
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target, "wb") as out, open(self.truth, "rb") as src:
+            shutil.copyfileobj(src, out)
+        return target
+
     def __str__(self):
         lines = [f"Custom photos: {len(self.files)} in {self.images_dir} ({self.source})",
                  f"  truth: {self.truth}" if self.truth else "  truth: none (a real custom set has none)"]

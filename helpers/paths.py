@@ -155,6 +155,11 @@ class Paths:
         """Every auto-label as COCO (categories = <class>_<season> labels)."""
         return self.autolabels / "coco.json"
 
+    @property
+    def labels_truth(self):
+        """The truth of the photos 05 labelled (a copy 05 makes; absent for your own photos): 06 and 07 read it."""
+        return self.autolabels / "truth.json"
+
     def autolabel_split(self, split):
         """Kept labels (>= MIN_PER_CLASS instances), split for model-2: 'train', 'val' or 'test'."""
         return self.autolabels / f"{split}.json"

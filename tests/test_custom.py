@@ -455,3 +455,14 @@ def test_upload_on_colab_saves_into_the_folder(monkeypatch, tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["IMG_2.jpg", "notes.txt", "top_yaz_1.jpg"]
     shown = capsys.readouterr().out
     assert "Uploaded 3 file(s)" in shown and "1 photo(s) named" in shown and "IMG_2.jpg" in shown
+
+
+def test_hand_over_truth_copies_it_or_removes_a_stale_one(tmp_path):
+    from helpers.custom import CustomPhotos
+    truth = tmp_path / "truth.json"
+    truth.write_text('{"images": []}')
+    target = tmp_path / "autolabels" / "truth.json"
+    assert CustomPhotos(tmp_path, truth=truth).hand_over_truth(target) == target
+    assert target.read_text() == '{"images": []}'
+    assert CustomPhotos(tmp_path, truth=None).hand_over_truth(target) is None   # your own photos: no truth
+    assert not target.exists()
