@@ -22,21 +22,27 @@ not measured:
    it. ("heads" trains FPN, RPN and heads: the ResNet's backward is skipped entirely.) The first
    trainable layer after a frozen one needs no input gradient (2x, counted 3x): a small overcount.
 
-3. MACs per second. A T4's sustained training rate comes from a published measured training run
-   on a Colab T4 (TRAINING_ANCHOR: Wide-ResNet-28-10, float32 and mixed precision, its logged
-   steps per second x its MACs per image, counted by the same code); NVIDIA's measured ResNet-50
-   v1.5 throughput on a T4 (RESNET50_T4_INFERENCE) is the second, lower anchor: a ResNet with
-   1x1 convolutions and batch norm, like our backbone, gets fewer MACs per second than a wide
-   3x3 network. The range printed spans the two.
+3. MACs per second a T4 sustains, from two published measurements, each MACs per image (counted
+   by the same code) x images per second:
+   - central: NVIDIA's ResNet-50 v1.5 on a T4 (RESNET50_T4_INFERENCE). A ResNet with 1x1 convs and
+     batch norm, like our backbone. It is an inference measurement; the same README's V100 rows
+     show ResNet-50 training at about the MACs per second of its inference (printed as a check),
+     so the rate stands for training too.
+   - optimistic: a training run on a Colab T4 itself (TRAINING_ANCHOR, Wide-ResNet-28-10, float32
+     and mixed precision, from its logs). Wide 3x3 convolutions are the friendliest case for a GPU.
 
-4. Overhead. FLOPs miss what Mask R-CNN does besides convolutions: proposal top-k and NMS,
-   ROIAlign, target sampling, losses, the Python data pipeline. OVERHEAD measures it from
-   published per-GPU training throughputs of the same R-50-FPN Mask R-CNN on V100s (detectron2's
-   benchmark: detectron2 62 img/s, matterport/Mask_RCNN 14 img/s on 8 V100) against NVIDIA's
-   ResNet-50 training throughput on one V100: overhead = (MAC/s of ResNet-50 training) / (MAC/s
-   of Mask R-CNN training). Our engine keeps Matterport's graph (TF proposal and ROIAlign ops)
-   with a tf.data pipeline, so Matterport's factor is the central one and detectron2's the
-   optimistic end.
+4. Overhead: what FLOPs miss (proposal top-k and NMS, ROIAlign, target sampling, losses, the
+   input pipeline). Measured, not assumed: detectron2's benchmark (MASK_RCNN_V100) trained the
+   same R-50-FPN Mask R-CNN on V100s with several implementations; each one's MACs per second
+   (its training MACs per image, counted here, x its images per second per GPU) against NVIDIA's
+   ResNet-50 training on one V100 gives overhead = ResNet-50's MAC/s / Mask R-CNN's MAC/s.
+   - central: matterport/Mask_RCNN's factor. Our engine keeps Matterport's graph (the same layers,
+     TF proposal and ROIAlign ops), so it should behave like it; its 8-GPU run splits batches on
+     the host, which makes the factor, if anything, too high.
+   - optimistic: detectron2's factor (its network differs from Matterport's in the RPN width and
+     image size: `detectron2_scale`), at least 1.
+   The overhead does not speed up with float16: in mixed precision only the convolution part
+   runs at the mixed rate (`seconds`).
 
 These are estimates on paper, not measurements: docs/benchmarks.md says how far to trust them.
 
@@ -73,31 +79,32 @@ TRAINING_ANCHOR = {
     "images_per_second": {"fp32": 130 * 128 / 108.0, "mixed": 130 * 128 / 59.0},
 }
 
-# NVIDIA Deep Learning Examples, ResNet-50 v1.5 for TensorFlow, "Inference performance: NVIDIA T4
-# (1x T4 16G)", TensorFlow 20.06-tf1-py3 NGC container, batch 128 (the throughput plateau):
-# FP32 429.83 img/s, mixed precision 995.81 img/s. The same README's V100 rows show ResNet-50
-# training at 412 img/s (FP32 + XLA, batch 128) against 1324.91 img/s inference at batch 128:
-# training runs at 412 x 3 / 1324.91 = 0.93 of inference's MACs per second, so a T4's inference
-# rate stands for its training rate at about the same MACs per second.
+# NVIDIA Deep Learning Examples, ResNet-50 v1.5 for TensorFlow (README, "Inference performance:
+# NVIDIA T4 (1x T4 16G)", TensorFlow 20.06-tf1-py3 NGC container), batch 128, where throughput
+# has levelled off: FP32 429.83 img/s, mixed precision 995.81 img/s.
 RESNET50_T4_INFERENCE = {
     "network": "ResNet-50 v1.5 (ImageNet, 224x224)",
     "url": "https://github.com/NVIDIA/DeepLearningExamples/tree/master/TensorFlow/Classification/"
            "ConvNets/resnet50v1.5 (README: Inference performance: NVIDIA T4 (1x T4 16G))",
     "images_per_second": {"fp32": 429.83, "mixed": 995.81},
 }
-RESNET50_V100_TRAINING = {          # same README, "Training performance: NVIDIA DGX-1 (8x V100 16G)", 1 GPU
-    "images_per_second": {"fp32": 412.0, "mixed": 1270.0},
-}
+# Same README, one V100 16G (DGX-1): training FP32 + XLA, batch 128: 412 img/s ("Training performance:
+# NVIDIA DGX-1 (8x V100 16G)", 1 GPU); inference FP32, batch 128: 1324.91 img/s.
+RESNET50_V100 = {"training_fp32": 412.0, "inference_fp32": 1324.91}
 
-# detectron2, docs/notes/benchmarks.md: R-50-FPN Mask R-CNN training throughput on 8 V100 (FP32),
-# Detectron's e2e_mask_rcnn_R-50-FPN_1x hyper-parameters (512 ROIs per image); Matterport's run
-# used BACKBONE resnet50, TRAIN_ROIS_PER_IMAGE 512, layers '3+', its 1024 px square images.
+# detectron2, docs/notes/benchmarks.md: R-50-FPN Mask R-CNN training throughput on 8 V100 (FP32,
+# iterations 100-500), Detectron's e2e_mask_rcnn_R-50-FPN_1x hyper-parameters: detectron2 62 img/s,
+# matterport/Mask_RCNN 14 img/s. Matterport's run (its diff there): BACKBONE resnet50,
+# TRAIN_ROIS_PER_IMAGE 512, layers '3+', 81 COCO classes, 1024 px squares, ROI_POSITIVE_RATIO 0.33
+# (its default); detectron2 samples 512 ROIs with 25% positives and freezes the stem and res2 (3+).
 MASK_RCNN_V100 = {
     "url": "https://github.com/facebookresearch/detectron2/blob/main/docs/notes/benchmarks.md",
     "gpus": 8,
     "images_per_second": {"detectron2": 62.0, "matterport": 14.0},
     "settings": {"BACKBONE": "resnet50", "IMAGE_MIN_DIM": 800, "IMAGE_MAX_DIM": 1024, "NUM_CLASSES": 81,
-                 "TRAIN_ROIS_PER_IMAGE": 512, "ROI_POSITIVE_RATIO": 0.25, "layers": "3+"},
+                 "TRAIN_ROIS_PER_IMAGE": 512, "ROI_POSITIVE_RATIO": 0.33},
+    "layers": "3+",
+    "detectron2_positive_ratio": 0.25,
 }
 
 # ResNet-50 at 224x224: 3.8e9 multiply-adds for v1 (He et al. 2016, Table 1, "FLOPs" there count
@@ -415,11 +422,10 @@ def detectron2_scale(config, image_hw=(800, 1088), rpn_ratio=0.5):
 
 
 def maskrcnn_reference_config():
+    """Matterport's COCO configuration in detectron2's benchmark (MASK_RCNN_V100)."""
     from mrcnn.config import Config
 
-    s = MASK_RCNN_V100["settings"]
-    values = {k: v for k, v in s.items() if k != "layers"}
-    values.update(NAME="matterport_coco", IMAGES_PER_GPU=2, GPU_COUNT=1, ROI_POSITIVE_RATIO=0.33)
+    values = dict(MASK_RCNN_V100["settings"], NAME="matterport_coco", IMAGES_PER_GPU=2, GPU_COUNT=1)
     return type("MatterportCocoConfig", (Config,), values)()
 
 
@@ -431,22 +437,23 @@ def reference():
         "central": anchor_rates(resnet50, RESNET50_T4_INFERENCE["images_per_second"], training=False),
         "optimistic": anchor_rates(wide, TRAINING_ANCHOR["images_per_second"], training=True),
     }
-    v100_rate = 3 * resnet50 * RESNET50_V100_TRAINING["images_per_second"]["fp32"]
-    mp = network_cost(maskrcnn_reference_config())
-    layers = MASK_RCNN_V100["settings"]["layers"]
-    mp_step = mp.step(layers, images=1)
-    d2_positive = MASK_RCNN_V100["settings"]["ROI_POSITIVE_RATIO"] / mp.config.ROI_POSITIVE_RATIO
-    base = detectron2_scale(mp.config)
+    v100_rate = 3 * resnet50 * RESNET50_V100["training_fp32"]
+    matterport = network_cost(maskrcnn_reference_config())
+    layers = MASK_RCNN_V100["layers"]
+    matterport_step = matterport.step(layers, images=1)
+    positives = MASK_RCNN_V100["detectron2_positive_ratio"] / matterport.config.ROI_POSITIVE_RATIO
+    to_detectron2 = detectron2_scale(matterport.config)
 
-    def d2_scale(cost):     # detectron2 samples 25% positives, Matterport 33%
-        return base(cost) * (d2_positive if mp.head(cost) == "mask" else 1.0)
-    d2_step = mp.step(layers, images=1, scale=d2_scale)
+    def scale(cost):
+        return to_detectron2(cost) * (positives if matterport.head(cost) == "mask" else 1.0)
+    detectron2_step = matterport.step(layers, images=1, scale=scale)
     per_gpu = {k: v / MASK_RCNN_V100["gpus"] for k, v in MASK_RCNN_V100["images_per_second"].items()}
     overhead = {
-        "central": overhead_factor(v100_rate, mp_step, per_gpu["matterport"]),
-        "optimistic": overhead_factor(v100_rate, d2_step, per_gpu["detectron2"]),
+        "central": overhead_factor(v100_rate, matterport_step, per_gpu["matterport"]),
+        "optimistic": overhead_factor(v100_rate, detectron2_step, per_gpu["detectron2"]),
     }
-    return Reference(resnet50 / 1e9, wide / 1e9, rates, overhead, mp_step / 1e9, d2_step / 1e9, v100_rate)
+    return Reference(resnet50 / 1e9, wide / 1e9, rates, overhead, matterport_step / 1e9,
+                     detectron2_step / 1e9, v100_rate)
 
 
 # -- per profile ----------------------------------------------------------------------------------
@@ -538,7 +545,9 @@ def _s(central, optimistic):
 
 
 def _duration(seconds_):
-    """'42 min' or '34.5 h'."""
+    """'40 s', '42 min' or '34.5 h'."""
+    if seconds_ < 120:
+        return f"{seconds_:.0f} s"
     return f"{seconds_ / 60:.0f} min" if seconds_ < 2 * 3600 else f"{seconds_ / 3600:.1f} h"
 
 
@@ -611,6 +620,12 @@ def profile_rows(by_profile):
     return names, rows
 
 
+def training_to_inference_rate():
+    """V100 ResNet-50 (same README): training MACs per second / inference MACs per second, FP32.
+    Near 1 means a GPU trains at about the MACs per second it infers at."""
+    return 3 * RESNET50_V100["training_fp32"] / RESNET50_V100["inference_fp32"]
+
+
 def reference_rows(ref):
     """[(label, central, optimistic)]: the inputs the estimate rests on."""
     t4 = RESNET50_T4_INFERENCE["images_per_second"]
@@ -631,6 +646,7 @@ def reference_rows(ref):
          f"{ref.detectron2_step_gmacs:,.0f}"),
         ("V100 ResNet-50 training rate, TMAC/s fp32", f"{ref.v100_resnet50_rate / 1e12:.2f}",
          f"{ref.v100_resnet50_rate / 1e12:.2f}"),
+        ("check: V100 ResNet-50 training / inference MAC/s", f"{training_to_inference_rate():.2f}", ""),
         ("overhead factor (used: at least 1)", f"{ref.overhead['central']:.2f}",
          f"{ref.overhead['optimistic']:.2f}"),
     ]
@@ -652,10 +668,10 @@ def render(ref, by_profile, markdown=False):
     table = markdown_table if markdown else text_table
     names, rows = profile_rows(by_profile)
     parts = [
-        "Inputs (central | optimistic):" if not markdown else "**Inputs**",
+        "Inputs (central | optimistic):" if not markdown else "**Inputs**\n",
         table(["", "central", "optimistic"], reference_rows(ref)),
         "",
-        "Estimates, 'central (optimistic)':" if not markdown else "**Estimates**: each cell is central (optimistic)",
+        "Estimates, 'central (optimistic)':" if not markdown else "**Estimates**: each cell is central (optimistic)\n",
         table(["", *names], [(label, *cells) for label, cells in rows]),
     ]
     return "\n".join(parts)
