@@ -161,23 +161,31 @@ COLAB = Profile(
     # Image size: ModaNet's photos are 400 x 600; 512 px squares scale them by 0.85 (full's
     # 1024 blows them up 1.7x for 4x the pixels). Backbone FLOPs scale with pixels: 512 px costs
     # a quarter of full's 1024 px per image.
-    # Precision: mixed_float16 on the GPU, where a T4's tensor cores give about 2.5x its float32
-    # throughput (NVIDIA's published ResNet-50 training figures, see docs/benchmarks.md).
+    # Precision: mixed_float16 on the GPU: a T4's tensor cores run ResNet-50 about 2.3x faster than
+    # in float32 (NVIDIA's published T4 figures, 996 against 430 images/s; docs/benchmarks.md).
     # Time: model-1 <= 50 minutes of training, model-2 <= 20 (train_minutes): training stops at
     # the first step after its budget, saves and exports, and a later run with a larger budget
-    # resumes. The step counts are upper bounds. docs/benchmarks.md derives the seconds per step
-    # (FLOPs per step of this network x a T4's measured throughput, an estimate: no T4 with
-    # TensorFlow was available) and from it how many of the planned steps 50 minutes buy.
-    # Data: 4,000 train images (of ~46,000), 500 val, 500 test: at 2 images a step, 50 minutes
-    # see each train image about once or twice; more images would not be seen at all. The test
-    # photos were never trained on: 05 copies 20 per garment as the custom set (`custom_per_class`).
+    # resumes. The step counts are upper bounds, chosen so that the budget, not the count, ends
+    # model-1 at the estimated pace. The arithmetic (bench/estimate_gpu_time.py, an estimate on
+    # paper: FLOPs per step of this network x a T4's published throughput x Matterport's measured
+    # overhead; no T4 with TensorFlow was available): a forward pass is ~117 GMACs per image,
+    # a step of 2 images ~545 GMACs training the heads and ~667 training layers 4+, which at
+    # ~4.1 TMAC/s (mixed) times an overhead of 2.9 is ~0.73 s and ~0.89 s a step. 2,000 head steps
+    # (24 min) + 1,750 steps of 4+ (26 min) = 50 min: the budget. The budget is split between the
+    # stages in proportion to their epochs (8 and 7). A faster GPU (the optimistic estimate is
+    # 6x faster) finishes every step early and stops there.
+    # Model-2: 300 + 300 steps at the same pace are ~8 minutes, under its 20-minute budget.
+    # Inference: ~0.2 s an image: the 500 val images take ~2 minutes to evaluate.
+    # Data: 4,000 train images (of ~46,000), 500 val, 500 test: at 2 images a step, 3,750 steps
+    # see each train image about twice; more images would not be seen at all. The test photos are
+    # never trained on: 05 copies 20 per garment as the custom set (`custom_per_class`).
     backbone="resnet101",
     image_dim=512,
     images_per_gpu=2,
     steps_per_epoch=250,
     validation_steps=25,
-    epochs_heads=6,                 # heads: 1,500 steps at most ...
-    epochs=12,                      # ... then layers 4+ for 1,500 more (the budget usually ends it first)
+    epochs_heads=8,                 # heads: 2,000 steps at most ...
+    epochs=15,                      # ... then layers 4+ for 1,750 more (the budget ends it first at the estimated pace)
     fine_tune_layers="4+",          # ResNet stages 4 and 5 and the heads: cheaper than "all" on a T4
     learning_rate=0.001,
     keep_checkpoints=2,             # ResNet-101 checkpoints are ~250 MB each (Drive's free 15 GB)
