@@ -10,9 +10,12 @@ Notebooks 04 and 06 call four things, in order:
 
 and `load_trained(paths.model_file("model1"))` gives back an inference model with its class names.
 Stages count epochs on (Matterport's habit): heads until epoch `epochs_heads`, then all layers
-until epoch `epochs`, so a run resumed with "last" skips what is done.
+until epoch `epochs`, so a run resumed with "last" skips what is done. With a time budget
+(`profile.train_minutes`, TRAIN_MINUTES in the notebooks) those epochs are upper bounds: training
+stops at the first step after the budget, saves, and a later run with a larger budget goes on.
 """
 import shutil
+import time
 from pathlib import Path
 
 from mrcnn.config import Config
@@ -28,6 +31,8 @@ HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"
 
 INIT_CHOICES = ("coco", "imagenet", "last", "none")
 BN_CALIBRATION_BATCHES = 10     # batches averaged for the BatchNorm statistics of a from-scratch start
+TRAINING_TIME_FILE = "training_time.json"   # in the run folder: seconds trained per checkpoint
+MIN_STAGE_SECONDS = 1.0         # with less budget left than this a stage is skipped, not started for one step
 
 
 def make_config(profile, name, class_names, inference=False, **overrides):
@@ -163,25 +168,142 @@ def training_stages(profile):
     return stages
 
 
-def train_in_stages(model, train_set, val_set, profile, augmentation=None, callbacks=None, verbose=1):
-    """Run each stage of `training_stages(profile)` that the model has not finished yet.
+def train_in_stages(model, train_set, val_set, profile, augmentation=None, callbacks=None, verbose=1,
+                    minutes="profile", progress=True, clock=None):
+    """Run each stage of `training_stages(profile)` that the model has not finished yet, within
+    a time budget; returns the stages run as (layers, from_epoch, epoch_reached).
 
-    Returns the list of stages run as (layers, from_epoch, to_epoch). Checkpoints and
-    training_log.csv land in model.log_dir; every stage appends to the same log. With
-    TRAIN_BN the smoke profile sets PRECISE_BN_BATCHES, so every epoch's checkpoint carries
+    minutes: the budget ("profile": `profile.train_minutes`; None: no limit, the step counts
+    decide). It covers the model's whole training: the seconds already trained in this run
+    folder (training_time.json) count, so a run resumed with INIT_WEIGHTS="last" and a larger
+    budget trains only the difference, and one with the same budget says so and trains nothing.
+    Each stage gets a share of what is left in proportion to its epochs left, and what a stage
+    leaves unused goes to the next. A stage stopped by its share ends at a step boundary with
+    that partial epoch validated and saved (epoch counts are upper bounds); the next stage
+    starts at its own first epoch, so each stage keeps its epoch numbers.
+    progress: one tqdm bar with an ETA per stage (Keras' own lines when False, by `verbose`).
+    Checkpoints and training_log.csv land in model.log_dir; every stage appends to the same log.
+    With TRAIN_BN the smoke profile sets PRECISE_BN_BATCHES, so every checkpoint carries
     BatchNorm statistics measured for its own weights (MaskRCNN.train does it).
     """
-    done = []
-    for layers, until, learning_rate in training_stages(profile):
+    clock = clock or time.monotonic
+    minutes = profile.train_minutes if isinstance(minutes, str) and minutes == "profile" else minutes
+    budget = budget_seconds(minutes)
+    ledger = TrainingTime(model.log_dir)
+    spent = ledger.seconds_at(model.epoch)
+    stages = training_stages(profile)
+    final = stages[-1][1] if stages else 0
+    if budget is not None and model.epoch < final:
+        print(f"time budget {minutes:g} min: {spent / 60:.1f} min trained before in this run folder, "
+              f"{max(0.0, budget - spent) / 60:.1f} min left")
+    done, skipped, previous_until = [], [], 0
+    for layers, until, learning_rate in stages:
         if model.epoch >= until:
             print(f"stage '{layers}' already done (epoch {model.epoch} >= {until}): skipped")
+            previous_until = until
             continue
+        if budget is not None and budget - spent < MIN_STAGE_SECONDS:
+            print(f"stage '{layers}' skipped: the time budget of {minutes:g} min is spent "
+                  f"({spent / 60:.1f} min trained)")
+            skipped.append(layers)
+            continue
+        if model.epoch < previous_until:
+            print(f"stage '{layers}' starts at its own first epoch, {previous_until + 1} "
+                  f"(the stage before ended at epoch {model.epoch})")
+            model.epoch = previous_until
         start = model.epoch
-        print(f"stage '{layers}': epochs {start + 1}..{until}, learning rate {learning_rate}")
+        share = None if budget is None else (budget - spent) * (until - start) / (final - start)
+        print(f"stage '{layers}': epochs {start + 1}..{until}, learning rate {learning_rate}"
+              + ("" if share is None else f", time share {share / 60:.1f} of {(budget - spent) / 60:.1f} min left"))
+        recorder = _time_recorder(ledger, spent, clock, minutes)
         model.train(train_set, val_set, learning_rate=learning_rate, epochs=until, layers=layers,
-                    augmentation=augmentation, custom_callbacks=callbacks, verbose=verbose, seed=profile.seed)
-        done.append((layers, start, until))
+                    augmentation=augmentation, custom_callbacks=list(callbacks or []) + [recorder],
+                    verbose=verbose, seed=profile.seed, time_budget=share, clock=clock, progress=progress)
+        spent += recorder.elapsed()
+        stop = getattr(model, "last_train_stop", None)
+        ledger.record(model.epoch, spent, budget_minutes=minutes, last_stop=stop)
+        if stop:
+            print(f"stage '{layers}' ended ({stop['reason']}) at epoch {stop['epoch']}, step {stop['step']}; "
+                  f"{spent / 60:.1f} min trained in all")
+        done.append((layers, start, model.epoch))
+        previous_until = until
+    if skipped:
+        print(f"To train on, run again with INIT_WEIGHTS = \"last\" and TRAIN_MINUTES larger than "
+              f"{spent / 60:.1f}: training goes on from the newest checkpoint in {model.log_dir} "
+              "for the difference.")
     return done
+
+
+def budget_seconds(minutes):
+    """Seconds of a budget in minutes (None: no budget); a clear error for anything else."""
+    if minutes is None:
+        return None
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+        raise ValueError(f"TRAIN_MINUTES must be a number of minutes above 0, or None for no limit; "
+                         f"not {minutes!r}")
+    return float(minutes) * 60.0
+
+
+class TrainingTime:
+    """The seconds of training behind each checkpoint of a run folder: <run>/training_time.json.
+
+    Why: the time budget counts the model's whole training, across sessions and dropped Colab
+    runtimes. Seconds are kept per checkpoint epoch (written after each checkpoint and after
+    each stage, atomically), so a run resumed from any checkpoint finds the time that led to it.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / TRAINING_TIME_FILE
+        self.data = read_json(self.path, "training time record") if self.path.is_file() else {}
+        try:
+            self.by_epoch = {int(k): float(v) for k, v in dict(self.data.get("by_epoch", {})).items()}
+        except (TypeError, ValueError, AttributeError):
+            raise DataError(f"{self.path}: 'by_epoch' should map epochs to seconds") from None
+
+    def seconds_at(self, epoch):
+        """Seconds trained up to the checkpoint of `epoch` (the newest record at or before it; 0 if none)."""
+        known = [e for e in self.by_epoch if e <= int(epoch)]
+        return self.by_epoch[max(known)] if known else 0.0
+
+    def record(self, epoch, seconds, **extra):
+        """Note `seconds` for the checkpoint of `epoch`; records past it (an abandoned branch) go."""
+        epoch = int(epoch)
+        self.by_epoch = {e: s for e, s in self.by_epoch.items() if e < epoch}
+        self.by_epoch[epoch] = float(seconds)
+        self.data.update(extra)
+        self.data.update(seconds=float(seconds), epoch=epoch,
+                         by_epoch={str(e): s for e, s in sorted(self.by_epoch.items())})
+        write_json_atomic(self.path, self.data, indent=1)
+
+
+def _time_recorder(ledger, seconds_before, clock, minutes):
+    """A Keras callback that records the seconds trained after every checkpoint of a stage.
+
+    It runs after train()'s own callbacks, so the epoch's checkpoint is on disk when its
+    seconds are written; `elapsed()` is this stage's time so far (0 before it starts).
+    """
+    import keras
+
+    class RecordTrainingTime(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.start = self.end = None
+
+        def elapsed(self):
+            if self.start is None:
+                return 0.0
+            return float((self.end if self.end is not None else clock()) - self.start)
+
+        def on_train_begin(self, logs=None):
+            self.start, self.end = clock(), None
+
+        def on_epoch_end(self, epoch, logs=None):
+            ledger.record(epoch + 1, seconds_before + self.elapsed(), budget_minutes=minutes)
+
+        def on_train_end(self, logs=None):
+            self.end = clock()
+
+    return RecordTrainingTime()
 
 
 def training_log(model):

@@ -18,6 +18,7 @@ import datetime
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import keras
@@ -26,6 +27,7 @@ import tensorflow as tf
 
 from mrcnn import losses, utils, weights
 from mrcnn.backbone import build_backbone, get_imagenet_weights as _imagenet_weights_path
+from mrcnn.callbacks import TimeBudget, TrainingProgress
 from mrcnn.data import get_anchors, make_inference_inputs, make_training_dataset
 from mrcnn.detection import DetectionLayer
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
@@ -370,11 +372,14 @@ class WeightsCheckpoint(keras.callbacks.Callback):
 
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Re-measures the trained BatchNorm layers' statistics after the last training step of every
-    epoch, before validation and the checkpoint (Config.PRECISE_BN_BATCHES, "precise BN").
+    epoch, before validation and the checkpoint (Config.PRECISE_BN_BATCHES, "precise BN"); also
+    after the step at which training is told to stop (a time budget), since that partial
+    epoch is validated and saved too.
 
     Why: from scratch the moving averages lag weights that still move fast, so an epoch's
     checkpoint can detect far worse than its weights can; measured on `batches` training batches
-    (MaskRCNN.calibrate_batch_norm) they are the statistics of the weights being saved.
+    (MaskRCNN.calibrate_batch_norm) they are the statistics of the weights being saved. A stop
+    is seen only when set by a callback before this one (train() puts TimeBudget first).
     """
 
     def __init__(self, maskrcnn, dataset, batches, steps_per_epoch, seed=None):
@@ -390,7 +395,8 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 == self.steps_per_epoch:
+        stopping = bool(getattr(self.model, "stop_training", False))
+        if batch + 1 == self.steps_per_epoch or stopping:
             seed = None if self.seed is None else int(self.seed) + self.epoch + 1
             self.maskrcnn.calibrate_batch_norm(self.dataset, batches=self.batches, seed=seed, trainable_only=True)
 
@@ -522,12 +528,22 @@ class MaskRCNN:
                 log.info("trainable: %s (%s)", layer.name, type(layer).__name__)
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers, augmentation=None,
-              custom_callbacks=None, no_augmentation_sources=None, verbose=1, seed=None):
+              custom_callbacks=None, no_augmentation_sources=None, verbose=1, seed=None,
+              time_budget=None, clock=None, progress=False):
         """Train until epoch `epochs` (counting on from the loaded checkpoint), `layers` chosen by
         'heads' | '3+' | '4+' | '5+' | 'all' or a regular expression over layer names.
 
         augmentation: an albumentations transform, an imgaug augmenter, or a callable
         (image, masks) -> (image, masks); applied to training images only.
+        time_budget: seconds; training stops at the first step boundary after them, and that
+        partial epoch is validated and saved like a full one (mrcnn.callbacks.TimeBudget), so
+        `epochs` is an upper bound. clock: the time source (time.monotonic; tests fake it).
+        progress: one progress bar with an ETA over all steps (mrcnn.callbacks.TrainingProgress)
+        instead of Keras' own lines (`verbose` is then 0).
+        Afterwards `self.epoch` is the epoch reached (the number of its checkpoint) and
+        `self.last_train_stop` says how training ended: reason ("epochs done", "time budget",
+        "stopped" by another callback, "interrupted"), epoch, step (steps done in that epoch),
+        steps (in this call), seconds (of this call), budget (seconds or None).
         Returns the Keras History of this call.
         """
         if self.mode != "training":
@@ -540,12 +556,17 @@ class MaskRCNN:
         val_data = make_training_dataset(val_dataset, config, shuffle=True, seed=seed)
 
         os.makedirs(self.log_dir, exist_ok=True)
+        clock = clock or time.monotonic
+        # first, so that every later callback sees a stop at the step that made it
+        budget = TimeBudget(time_budget, clock=clock)
         precise = ([PreciseBatchNorm(self, train_dataset, config.PRECISE_BN_BATCHES, config.STEPS_PER_EPOCH, seed)]
                    if config.PRECISE_BN_BATCHES else [])
-        callbacks = precise + [
+        bar = ([TrainingProgress(config.STEPS_PER_EPOCH, self.epoch, epochs, budget=budget, clock=clock,
+                                 desc=f"training {layers}")] if progress else [])
+        callbacks = [budget] + precise + [
             WeightsCheckpoint(self.keras_model, self.checkpoint_path, keep=config.KEEP_CHECKPOINTS),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "training_log.csv"), append=True),
-        ] + _tensorboard_callback(self.log_dir) + list(custom_callbacks or [])
+        ] + _tensorboard_callback(self.log_dir) + list(custom_callbacks or []) + bar
 
         with self.strategy.scope():
             self.set_trainable(layer_regex)
@@ -558,12 +579,29 @@ class MaskRCNN:
             trainer.compile(optimizer=optimizer, jit_compile=False)
         log.info("Training from epoch %d to %d, layers %r, learning rate %g, run folder %s",
                  self.epoch, epochs, layers, learning_rate, self.log_dir)
-        history = trainer.fit(
-            train_data, initial_epoch=self.epoch, epochs=epochs, steps_per_epoch=config.STEPS_PER_EPOCH,
-            validation_data=val_data, validation_steps=config.VALIDATION_STEPS, callbacks=callbacks,
-            verbose=verbose, shuffle=False)  # the tf.data pipeline shuffles
-        self.epoch = max(self.epoch, epochs)
+        reason = "interrupted"
+        try:
+            history = trainer.fit(
+                train_data, initial_epoch=self.epoch, epochs=epochs, steps_per_epoch=config.STEPS_PER_EPOCH,
+                validation_data=val_data, validation_steps=config.VALIDATION_STEPS, callbacks=callbacks,
+                verbose=0 if progress else verbose, shuffle=False)  # the tf.data pipeline shuffles
+            reason = None
+        finally:
+            for callback in bar:
+                callback.close()
+            self._record_train_stop(budget, epochs, reason)
         return history
+
+    def _record_train_stop(self, budget, epochs, reason=None):
+        """Set self.epoch to the epoch reached and self.last_train_stop to how training ended."""
+        if budget.last_epoch_ended is not None:
+            self.epoch = budget.last_epoch_ended + 1          # its checkpoint is mask_rcnn_<name>_<epoch>
+        if reason is None:
+            finished = self.epoch >= epochs and budget.step in (0, int(self.config.STEPS_PER_EPOCH))
+            reason = "epochs done" if finished else "time budget" if budget.stopped else "stopped"
+        seconds = budget.seconds_trained if reason != "interrupted" else budget.elapsed()
+        self.last_train_stop = {"reason": reason, "epoch": int(self.epoch), "step": int(budget.step),
+                                "steps": int(budget.steps), "seconds": float(seconds), "budget": budget.seconds}
 
     # -- inference --------------------------------------------------------------------------
     def get_anchors(self, image_shape):

@@ -10,7 +10,7 @@ import pytest
 from mrcnn.weights import save_weights
 
 from helpers import training
-from helpers.io import DataError
+from helpers.io import DataError, read_json
 from helpers.paths import Paths
 from helpers.profiles import get_profile
 
@@ -57,28 +57,129 @@ def test_stages_count_epochs_on():
     assert [s[:2] for s in training.training_stages(replace(profile, epochs=20))] == [("heads", 20)]
 
 
+class FakeClock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self):
+        self.now = 500.0
+
+    def __call__(self):
+        return self.now
+
+
 class FakeModel:
-    """Records train() calls; epochs move on like MaskRCNN's."""
+    """Records train() calls; epochs move on like MaskRCNN's. Each epoch takes `epoch_seconds` of
+    the fake clock, and a time budget stops training at the end of the epoch that spends it."""
 
-    def __init__(self, epoch=0):
-        self.epoch, self.calls = epoch, []
+    def __init__(self, log_dir, epoch=0, clock=None, epoch_seconds=0.0):
+        self.log_dir, self.epoch, self.calls, self.budgets = str(log_dir), epoch, [], []
+        self.clock, self.epoch_seconds = clock or FakeClock(), epoch_seconds
 
-    def train(self, train_set, val_set, learning_rate, epochs, layers, **kwargs):
+    def train(self, train_set, val_set, learning_rate, epochs, layers, custom_callbacks=(), time_budget=None,
+              **kwargs):
         self.calls.append((layers, self.epoch, epochs))
-        self.epoch = epochs
+        self.budgets.append(time_budget)
+        start, reason = self.clock(), "epochs done"
+        for callback in custom_callbacks:
+            callback.on_train_begin()
+        for epoch in range(self.epoch, epochs):
+            self.clock.now += self.epoch_seconds
+            for callback in custom_callbacks:
+                callback.on_epoch_end(epoch)
+            self.epoch = epoch + 1
+            if time_budget is not None and self.clock() - start >= time_budget and self.epoch < epochs:
+                reason = "time budget"
+                break
+        for callback in custom_callbacks:
+            callback.on_train_end()
+        self.last_train_stop = {"reason": reason, "epoch": self.epoch, "step": 1, "steps": 1,
+                                "seconds": self.clock() - start, "budget": time_budget}
 
 
-def test_train_in_stages_runs_heads_then_all():
-    model = FakeModel()
-    done = training.train_in_stages(model, None, None, replace(get_profile("smoke"), epochs_heads=1, epochs=3))
+def smoke_stages(heads, epochs):
+    return replace(get_profile("smoke"), epochs_heads=heads, epochs=epochs)
+
+
+def test_train_in_stages_runs_heads_then_all(tmp_path):
+    model = FakeModel(tmp_path)
+    done = training.train_in_stages(model, None, None, smoke_stages(1, 3))
     assert model.calls == [("heads", 0, 1), ("all", 1, 3)] and done == model.calls
+    assert model.budgets == [None, None]                  # smoke: no budget, the step counts decide
 
 
-def test_train_in_stages_resumed_skips_what_is_done(capsys):
-    model = FakeModel(epoch=2)
-    training.train_in_stages(model, None, None, replace(get_profile("smoke"), epochs_heads=1, epochs=3))
+def test_train_in_stages_resumed_skips_what_is_done(tmp_path, capsys):
+    model = FakeModel(tmp_path, epoch=2)
+    training.train_in_stages(model, None, None, smoke_stages(1, 3))
     assert model.calls == [("all", 2, 3)]
     assert "already done" in capsys.readouterr().out
+
+
+def test_budget_shares_follow_the_epochs_left_and_unused_time_goes_on(tmp_path):
+    clock = FakeClock()
+    model = FakeModel(tmp_path, clock=clock, epoch_seconds=7)
+    training.train_in_stages(model, None, None, smoke_stages(2, 6), minutes=1, clock=clock)
+    # heads: 2 of 6 epochs -> 20 s of 60; it needs 14, so 'all' gets the 46 left
+    assert model.calls == [("heads", 0, 2), ("all", 2, 6)] and model.budgets == [20.0, 46.0]
+
+    resumed = FakeModel(tmp_path / "other", epoch=3, clock=clock)
+    training.train_in_stages(resumed, None, None, smoke_stages(2, 6), minutes=2)
+    assert resumed.budgets == [120.0]                     # a fresh run folder: nothing spent yet
+
+
+def test_a_stage_cut_by_its_share_hands_on_and_the_next_starts_at_its_own_epoch(tmp_path, capsys):
+    clock = FakeClock()
+    model = FakeModel(tmp_path, clock=clock, epoch_seconds=20)
+    done = training.train_in_stages(model, None, None, smoke_stages(3, 6), minutes=1, clock=clock)
+    # heads' share 60 * 3/6 = 30 s: stopped after its 2nd epoch (40 s); 'all' gets the other 20 s
+    assert model.budgets == [30.0, 20.0]
+    assert model.calls == [("heads", 0, 3), ("all", 3, 6)] and done == [("heads", 0, 2), ("all", 3, 4)]
+    assert "starts at its own first epoch, 4" in capsys.readouterr().out
+    record = read_json(tmp_path / "training_time.json")
+    assert record["seconds"] == 60.0 and record["epoch"] == 4 and record["budget_minutes"] == 1
+    assert record["by_epoch"] == {"1": 20.0, "2": 40.0, "4": 60.0}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training_time.json"]     # no temp file left
+
+
+def test_a_spent_budget_skips_the_stages_and_says_how_to_go_on(tmp_path, capsys):
+    clock = FakeClock()
+    model = FakeModel(tmp_path, clock=clock, epoch_seconds=100)
+    training.train_in_stages(model, None, None, smoke_stages(3, 6), minutes=1, clock=clock)
+    out = capsys.readouterr().out
+    assert model.calls == [("heads", 0, 3)]               # its one epoch spent the whole budget
+    assert "stage 'all' skipped: the time budget of 1 min is spent (1.7 min trained)" in out
+    assert 'INIT_WEIGHTS = "last" and TRAIN_MINUTES larger than 1.7' in out
+
+    again = FakeModel(tmp_path, epoch=1, clock=clock, epoch_seconds=100)   # the same budget again
+    assert training.train_in_stages(again, None, None, smoke_stages(3, 6), minutes=1, clock=clock) == []
+    out = capsys.readouterr().out
+    assert again.calls == [] and "1.7 min trained before" in out and "skipped" in out
+
+    larger = FakeModel(tmp_path, epoch=1, clock=clock, epoch_seconds=100)
+    training.train_in_stages(larger, None, None, smoke_stages(3, 6), minutes=5, clock=clock)
+    assert larger.budgets[0] == pytest.approx((300 - 100) * 2 / 5)       # only the difference
+
+
+def test_minutes_come_from_the_profile_and_bad_ones_are_named(tmp_path):
+    model = FakeModel(tmp_path)
+    training.train_in_stages(model, None, None, replace(smoke_stages(0, 2), train_minutes=3))
+    assert model.budgets == [180.0]
+    for bad in (0, -5, "ten", True):
+        with pytest.raises(ValueError, match="TRAIN_MINUTES"):
+            training.train_in_stages(FakeModel(tmp_path), None, None, smoke_stages(0, 2), minutes=bad)
+
+
+def test_training_time_record_is_per_checkpoint(tmp_path):
+    ledger = training.TrainingTime(tmp_path)
+    assert ledger.seconds_at(5) == 0.0
+    for epoch, seconds in [(1, 10.0), (2, 20.0), (4, 45.0)]:
+        ledger.record(epoch, seconds)
+    again = training.TrainingTime(tmp_path)
+    assert [again.seconds_at(e) for e in (0, 1, 2, 3, 4, 9)] == [0.0, 10.0, 20.0, 20.0, 45.0, 45.0]
+    again.record(3, 30.0)                        # resumed from epoch 2: the old epoch 4 is gone
+    assert training.TrainingTime(tmp_path).by_epoch == {1: 10.0, 2: 20.0, 3: 30.0}
+    (tmp_path / "training_time.json").write_text("{not json")
+    with pytest.raises(DataError, match="training_time.json"):
+        training.TrainingTime(tmp_path)
 
 
 def test_the_smoke_profile_measures_batch_norm_every_epoch_where_it_trains_it():
@@ -162,3 +263,62 @@ def test_export_then_load_trained_gives_the_same_detector(tmp_path):
 def test_load_trained_says_what_to_run_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the notebook"):
         training.load_trained(tmp_path / "model1.h5")
+
+
+class Tick:
+    """A Keras callback that lets `seconds` pass on the fake clock during every training step."""
+
+    def __new__(cls, clock, seconds, steps):
+        import keras
+
+        class TickCallback(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                clock.now += seconds
+                steps.append(batch)
+
+        return TickCallback()
+
+
+def test_a_real_smoke_training_stops_by_budget_saves_and_resumes_with_a_larger_one(tmp_path, capsys):
+    """The smoke network (made smaller) trained for real; only the clock is fake (10 s a step)."""
+    from mrcnn.model import MaskRCNN
+    from tests.shapes import CLASS_NAMES, ShapesDataset
+
+    shapes = ShapesDataset()
+    shapes.load_shapes(4, size=64, seed=1)
+    shapes.prepare()
+    smoke = get_profile("smoke")
+    profile = replace(smoke, image_dim=64, images_per_gpu=1, steps_per_epoch=2, validation_steps=1, epochs_heads=2,
+                      epochs=4, train_minutes=0.5, engine={**smoke.engine, "PRECISE_BN_BATCHES": 1})
+    config = training.make_config(profile, "tiny", CLASS_NAMES)
+    clock, steps = FakeClock(), []
+    model = MaskRCNN("training", config, tmp_path)
+    done = training.train_in_stages(model, shapes, shapes, profile, callbacks=[Tick(clock, 10.0, steps)],
+                                    clock=clock, progress=False, verbose=0)
+    # 30 s: heads' share 15 s ends at its 2nd step (epoch 1 complete); 'all' starts at epoch 3 with
+    # the 10 s left and stops after one step of it, which is validated and saved
+    assert done == [("heads", 0, 1), ("all", 2, 3)] and len(steps) == 3
+    assert model.epoch == 3 and model.last_train_stop["reason"] == "time budget"
+    assert model.last_train_stop["step"] == 1 and model.last_train_stop["seconds"] == 10.0
+    run = Path(model.log_dir)
+    assert (run / "mask_rcnn_tiny_0003.h5").is_file() and Path(model.find_last()).name == "mask_rcnn_tiny_0003.h5"
+    assert read_json(run / "training_time.json")["by_epoch"] == {"1": 20.0, "3": 30.0}
+
+    # the same budget again, from the newest checkpoint: nothing to train, and it says so
+    capsys.readouterr()
+    same = MaskRCNN("training", config, tmp_path)
+    training.load_initial_weights(same, "last", None)
+    assert training.train_in_stages(same, shapes, shapes, profile, clock=clock, progress=False) == []
+    assert "TRAIN_MINUTES larger than 0.5" in capsys.readouterr().out
+
+    # a larger budget: goes on in the same run folder from epoch 3 for the difference
+    larger = MaskRCNN("training", config, tmp_path)
+    assert "epoch 3" in training.load_initial_weights(larger, "last", None)
+    done = training.train_in_stages(larger, shapes, shapes, replace(profile, train_minutes=1.0),
+                                    callbacks=[Tick(clock, 10.0, steps)], clock=clock, progress=False, verbose=0)
+    assert done == [("all", 3, 4)] and len(steps) == 5 and larger.epoch == 4
+    assert larger.log_dir == str(run) and (run / "mask_rcnn_tiny_0004.h5").is_file()
+    assert larger.last_train_stop["reason"] == "epochs done"
+    assert read_json(run / "training_time.json")["seconds"] == 50.0
+    with open(run / "training_log.csv") as f:
+        assert [row.split(",")[0] for row in f.read().splitlines()[1:]] == ["0", "2", "3"]
