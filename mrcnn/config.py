@@ -134,6 +134,12 @@ class Config:
                                      # Keras 2 clipnorm), so one steep layer does not shrink all the others
     KEEP_CHECKPOINTS = None          # None keeps every epoch's checkpoint (Matterport); N keeps the newest N
                                      # of a run (a ResNet-101 checkpoint is ~250 MB: Colab's disk fills)
+    MIXED_PRECISION = False          # True: the network is built with Keras' "mixed_float16" policy (float16
+                                     # arithmetic, float32 weights, so weight files are the same either way)
+                                     # and trained with dynamic loss scaling; anchors, proposals, targets,
+                                     # ROIAlign's boxes, the class/mask probabilities, detections and the
+                                     # five losses stay float32. For GPUs with tensor cores (a T4); on a CPU
+                                     # float16 is slower than float32
 
     def __init__(self, **overrides):
         """Apply keyword overrides, copy mutable defaults, validate, compute derived values."""
@@ -318,7 +324,7 @@ class Config:
             self._fail("CONV_INIT", 'must be "glorot" or "he"')
         if self.HEAD_NORM not in ("batch", "group", "none"):
             self._fail("HEAD_NORM", 'must be "batch", "group" or "none"')
-        for name in ("USE_RPN_ROIS", "TRAIN_BN"):
+        for name in ("USE_RPN_ROIS", "TRAIN_BN", "MIXED_PRECISION"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")
         if self.PRECISE_BN_BATCHES and not self.TRAIN_BN:

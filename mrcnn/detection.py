@@ -47,6 +47,9 @@ class DetectionLayer(keras.layers.Layer):
 
     def __init__(self, config=None, max_instances=None, min_confidence=None, nms_threshold=None,
                  bbox_std_dev=None, **kwargs):
+        # Box decoding, scores and NMS in float32 whatever the global dtype policy (mixed precision):
+        # the detections are the network's result, and float16 would round boxes and tie scores.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.

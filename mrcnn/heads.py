@@ -13,6 +13,10 @@ The weights still belong to the wrapper layer, which carries the Matterport name
 `train_bn`: False freezes batch norm (inference statistics, moving averages never updated,
 gamma/beta still trainable), True or None lets it follow the training flag (batch statistics
 in `fit`, moving averages at inference). See `BatchNorm` for why this is a layer setting.
+Mixed precision (Config.MIXED_PRECISION): the heads compute in the global dtype policy, except
+the class softmax and the mask head's last convolution (its logits and sigmoid), which are float32
+as Keras' mixed-precision guide advises for a model's outputs: the scores rank detections and feed
+the losses. The ROI boxes are never rounded to float16 (PyramidROIAlign, RealROIs).
 `norm`: what follows each convolution of both heads before its ReLU. "batch" is Matterport's
 batch norm (`mrcnn_class_bn1`, ..., `mrcnn_mask_bn4`), "group" a group norm of 32 channel groups
 (`mrcnn_class_gn1`, ..., `mrcnn_mask_gn4`; Wu & He 2018, whose Mask R-CNN heads use it), "none"
@@ -51,7 +55,15 @@ class ROITimeDistributed(keras.layers.TimeDistributed):
 
 @keras.saving.register_keras_serializable(package="mrcnn")
 class RealROIs(keras.layers.Layer):
-    """Which rows of rois (B, N, 4) are regions and not zero padding: (B, N) bool."""
+    """Which rows of rois (B, N, 4) are regions and not zero padding: (B, N) bool.
+
+    Reads the boxes in float32 whatever the global dtype policy, so that no tiny real box counts
+    as padding because float16 rounded its coordinates to zero.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
 
     def call(self, rois):
         return tf.reduce_any(tf.not_equal(rois, 0.0), axis=2)
@@ -78,13 +90,15 @@ class FullImageConv2D(keras.layers.Conv2D):
         return self.activation(tf.reshape(outputs, [-1, 1, 1, filters]))
 
 
-def _per_roi(layer_class, name, *args, **kwargs):
+def _per_roi(layer_class, name, *args, dtype=None, **kwargs):
     """`layer_class(*args, **kwargs)` wrapped for per-ROI use, both named `name` (Matterport's).
 
     Naming the inner layer too makes weight paths stable ("mrcnn_class_conv1/mrcnn_class_conv1/kernel")
-    instead of depending on how many Conv2D layers Keras has numbered before.
+    instead of depending on how many Conv2D layers Keras has numbered before. `dtype` (a dtype
+    policy, None: the global one) goes to both: the wrapper casts the inputs and the weights, since
+    it calls the inner layer's call() itself.
     """
-    return ROITimeDistributed(layer_class(*args, name=name, **kwargs), name=name)
+    return ROITimeDistributed(layer_class(*args, name=name, dtype=dtype, **kwargs), name=name, dtype=dtype)
 
 
 HEAD_NORMS = ("batch", "group", "none")
@@ -134,7 +148,7 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     # and N(0, 0.001^2), so untrained scores are near uniform and untrained deltas near zero.
     mrcnn_class_logits = _per_roi(keras.layers.Dense, "mrcnn_class_logits", num_classes,
                                   kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))(shared)
-    mrcnn_probs = keras.layers.Activation("softmax", name="mrcnn_class")(mrcnn_class_logits)
+    mrcnn_probs = keras.layers.Activation("softmax", name="mrcnn_class", dtype="float32")(mrcnn_class_logits)
 
     x = _per_roi(keras.layers.Dense, "mrcnn_bbox_fc", num_classes * 4, activation="linear",
                  kernel_initializer=keras.initializers.RandomNormal(stddev=0.001))(shared)
@@ -170,5 +184,6 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
         x = keras.layers.Activation("relu")(x)
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
                  activation="relu", kernel_initializer=conv_initializer(conv_init))(x)
+    # float32 whatever the global policy: the mask loss's logits and the detected masks' sigmoid.
     return _per_roi(keras.layers.Conv2D, "mrcnn_mask", num_classes, (1, 1), strides=1,
-                    activation=None if logits else "sigmoid")(x)
+                    activation=None if logits else "sigmoid", dtype="float32")(x)

@@ -150,7 +150,26 @@ class DetectionBoxes(keras.layers.Layer):
 # -- the network ----------------------------------------------------------------------------
 
 def build_network(mode, config):
-    """The functional Keras model of Mask R-CNN for `mode` ('training' or 'inference')."""
+    """The functional Keras model of Mask R-CNN for `mode` ('training' or 'inference').
+
+    With config.MIXED_PRECISION the layers are made under Keras' "mixed_float16" dtype policy
+    (float16 arithmetic, float32 variables), and the global policy is put back afterwards, so
+    models built later (a float32 one, the user's own) are not changed behind their back. The
+    global policy rather than a dtype argument for every layer: it reaches every layer, a
+    callable BACKBONE's too; the few that must stay float32 (box geometry, proposals, targets,
+    detections, probabilities) say so themselves.
+    """
+    previous = keras.config.dtype_policy()
+    if config.MIXED_PRECISION:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        return _build_network(mode, config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build_network(mode, config):
+    """build_network's graph, made under whatever dtype policy is global."""
     if mode not in ("training", "inference"):
         raise ValueError(f"mode must be 'training' or 'inference', not {mode!r}")
     fixed = config.IMAGE_RESIZE_MODE in ("square", "crop")
@@ -175,18 +194,20 @@ def build_network(mode, config):
         level_sizes = [AnchorLevelSizes(len(config.RPN_ANCHOR_RATIOS), config.RPN_ANCHOR_STRIDE,
                                         name="anchor_level_sizes")(rpn_feature_maps)]
 
+    # Layers that carry boxes or targets from one float32 layer to the next are float32 too:
+    # under mixed precision Keras would otherwise round their inputs to float16.
     if mode == "training":
         anchors = utils.norm_boxes(get_anchors(config, config.IMAGE_SHAPE), config.IMAGE_SHAPE[:2])
-        anchors = ConstantAnchors(anchors, name="anchors")(input_image)
+        anchors = ConstantAnchors(anchors, name="anchors", dtype="float32")(input_image)
         input_gt_class_ids = keras.Input(shape=(None,), dtype="int32", name="input_gt_class_ids")
         input_gt_boxes = keras.Input(shape=(None, 4), name="input_gt_boxes")
         mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (height, width)
         input_gt_masks = keras.Input(shape=mask_hw + (None,), dtype="bool", name="input_gt_masks")
-        gt_boxes = NormaliseBoxes(name="gt_boxes_normalised")([input_gt_boxes, input_image])
+        gt_boxes = NormaliseBoxes(name="gt_boxes_normalised", dtype="float32")([input_gt_boxes, input_image])
 
         rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config,
                                  name="ROI")([rpn_class, rpn_bbox, anchors] + level_sizes)
-        candidate_rois = AppendBoxes(name="proposals_and_gt")([rpn_rois, gt_boxes])
+        candidate_rois = AppendBoxes(name="proposals_and_gt", dtype="float32")([rpn_rois, gt_boxes])
         rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
             config, name="proposal_targets")([candidate_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
@@ -195,14 +216,14 @@ def build_network(mode, config):
             norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
         # Only positive ROIs have mask targets: the (costly) mask head runs on those rows alone,
         # packed over the batch, which gives the same loss as running it on every row.
-        mask_rois = PositiveRows(name="positive_rois")([target_class_ids, rois])
+        mask_rois = PositiveRows(name="positive_rois", dtype="float32")([target_class_ids, rois])
         mask_image_ids = PositiveImageIds(name="positive_image_ids")(target_class_ids)
         mrcnn_mask_logits = build_fpn_mask_graph(
             mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True,
             conv_init=config.CONV_INIT, norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
-        target_mask = PositiveRows(name="positive_target_mask")([target_class_ids, target_mask])
+        target_mask = PositiveRows(name="positive_target_mask", dtype="float32")([target_class_ids, target_mask])
         # The RPN's targets (input_rpn_match, input_rpn_bbox) feed only the losses, which the
         # trainer computes from the batch: they are not inputs of the network (Keras 3.13 refuses
         # a model input that no layer reads).
@@ -231,7 +252,7 @@ def build_network(mode, config):
         roi_align=config.ROI_ALIGN)
     detections = DetectionLayer(config, name="mrcnn_detection")([rpn_rois, mrcnn_class, mrcnn_bbox,
                                                                  input_image_meta])
-    detection_boxes = DetectionBoxes(name="detection_boxes")(detections)
+    detection_boxes = DetectionBoxes(name="detection_boxes", dtype="float32")(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN,
                                       conv_init=config.CONV_INIT, norm=config.HEAD_NORM,
@@ -298,7 +319,15 @@ def mrcnn_bbox_loss(config, outputs):
 
 
 class MaskRCNNTrainer(keras.Model):
-    """Wraps the training network; its train/test steps weigh and sum the five losses."""
+    """Wraps the training network; its train/test steps weigh and sum the five losses.
+
+    With config.MIXED_PRECISION, compile() wraps the optimizer in Keras' LossScaleOptimizer
+    (dynamic loss scaling): float16 gradients of a float32-sized loss underflow to zero, so
+    train_step multiplies the loss by the optimizer's scale before differentiating; the
+    optimizer divides the gradients back, skips a step whose gradients are not all finite
+    (halving the scale) and doubles the scale after a run of good steps. The wrapped optimizer
+    clips (clipnorm) the gradients after they are divided back, so the norm is the true one.
+    """
 
     def __init__(self, network, config, **kwargs):
         super().__init__(**kwargs)
@@ -309,6 +338,17 @@ class MaskRCNNTrainer(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """keras.Model.compile; under MIXED_PRECISION with the optimizer in a LossScaleOptimizer."""
+        optimizer = keras.optimizers.get(optimizer)
+        if self.config.MIXED_PRECISION and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not self.optimizer.built:
+            # Built now, so that scale_loss() reads the scale variable from the first traced step
+            # on (unbuilt, it returns the initial scale as a constant).
+            self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         return self.network(network_inputs(self.network, inputs), training=training)
@@ -329,8 +369,11 @@ class MaskRCNNTrainer(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, parts = self._weighted_losses(data, training=True)
+            # The loss times the loss scale (a LossScaleOptimizer's; other optimizers return it
+            # unchanged): apply_gradients divides the gradients back.
+            scaled = self.optimizer.scale_loss(total)
         variables = self.trainable_variables
-        gradients = tape.gradient(total, variables)
+        gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
         return self._report(total, parts)
 

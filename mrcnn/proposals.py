@@ -69,6 +69,10 @@ class ProposalLayer(keras.layers.Layer):
 
     def __init__(self, proposal_count, nms_threshold, config=None, pre_nms_limit=None,
                  rpn_bbox_std_dev=None, per_level=None, **kwargs):
+        # Box decoding, clipping and NMS in float32 whatever the global dtype policy: in float16
+        # a normalised coordinate near 1 moves in steps of 1/2048 (a quarter pixel at 512 px,
+        # more after exp() of a delta), and near-equal scores would tie.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if config is None and (pre_nms_limit is None or rpn_bbox_std_dev is None):
             raise ValueError("ProposalLayer needs a config (or pre_nms_limit and rpn_bbox_std_dev)")

@@ -115,6 +115,11 @@ class PyramidROIAlign(keras.layers.Layer):
 
     def __init__(self, pool_shape, alignment="matterport", **kwargs):
         super().__init__(**kwargs)
+        # Under mixed precision Keras would cast every float input to float16, the boxes and the
+        # image meta too (a box edge near 1 then moves in steps of 1/2048); the inputs keep their
+        # own dtypes instead: boxes and levels are computed in float32, and the patches come out
+        # in the layer's compute dtype (float16 under mixed precision, like the feature maps).
+        self.autocast = False
         self.pool_shape = tuple(int(side) for side in pool_shape)
         if len(self.pool_shape) != 2 or min(self.pool_shape) < 1:
             raise ValueError(f"pool_shape must be two positive sizes, got {pool_shape!r}")
@@ -141,6 +146,7 @@ class PyramidROIAlign(keras.layers.Layer):
         crops = crop_rows_by_level(tf.reshape(boxes, [-1, 4]), tf.reshape(image_ids, [-1]),
                                    tf.reshape(levels, [-1]), feature_maps, self.pool_shape,
                                    self._row_image_shapes(row_shapes))
+        crops = tf.cast(crops, self.compute_dtype)
         return tf.reshape(crops, tf.concat([batch_rows, tf.shape(crops)[1:]], axis=0))
 
     def _check_maps(self, feature_maps):
@@ -181,8 +187,9 @@ class PackedPyramidROIAlign(PyramidROIAlign):
         levels = roi_pyramid_levels(boxes[:, None], image_shape)[:, 0]
         is_padding = tf.reduce_all(tf.equal(boxes, 0.0), axis=-1)
         levels = tf.where(is_padding, tf.zeros_like(levels), levels)
-        return crop_rows_by_level(boxes, image_ids, levels, feature_maps, self.pool_shape,
-                                  self._row_image_shapes(image_shape))[None]
+        crops = crop_rows_by_level(boxes, image_ids, levels, feature_maps, self.pool_shape,
+                                   self._row_image_shapes(image_shape))
+        return tf.cast(crops, self.compute_dtype)[None]
 
     def compute_output_shape(self, input_shape):
         boxes_shape, feature_shape = input_shape[0], input_shape[3]

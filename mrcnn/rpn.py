@@ -38,7 +38,8 @@ def rpn_graph(feature_map, anchors_per_location, anchor_stride):
     class_raw = layers.Conv2D(2 * anchors_per_location, (1, 1), padding="valid", activation="linear",
                               kernel_initializer=_paper_init(), name="rpn_class_raw")(shared)
     rpn_class_logits = layers.Reshape((-1, 2), name="rpn_class_logits_flat")(class_raw)
-    rpn_probs = layers.Activation("softmax", name="rpn_class_probs")(rpn_class_logits)
+    # float32 whatever the global dtype policy: these scores rank the anchors for the proposals.
+    rpn_probs = layers.Activation("softmax", name="rpn_class_probs", dtype="float32")(rpn_class_logits)
 
     bbox_raw = layers.Conv2D(4 * anchors_per_location, (1, 1), padding="valid", activation="linear",
                              kernel_initializer=_paper_init(), name="rpn_bbox_pred")(shared)
@@ -51,7 +52,10 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth):
 
     Input "input_rpn_feature_map" (B, H, W, depth) of any H, W; outputs as rpn_graph.
     """
-    feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map")
+    # In the global policy's compute dtype (float16 under mixed precision), so the FPN maps are not
+    # cast to float32 and back on their way in.
+    feature_map = keras.Input(shape=(None, None, depth), name="input_rpn_feature_map",
+                              dtype=keras.config.dtype_policy().compute_dtype)
     outputs = rpn_graph(feature_map, anchors_per_location, anchor_stride)
     return keras.Model(feature_map, outputs, name="rpn_model")
 
@@ -68,9 +72,12 @@ def apply_rpn(rpn_model, feature_maps):
     joined = []
     for index, name in enumerate(names):
         outputs = [level[index] for level in per_level]
+        # A float32 output stays float32 (the probabilities, under mixed precision); the others
+        # follow the global dtype policy.
+        dtype = "float32" if outputs[0].dtype == "float32" else None
         if len(outputs) == 1:
             # Concatenate needs two inputs; one level still gets its named layer.
-            joined.append(layers.Identity(name=name)(outputs[0]))
+            joined.append(layers.Identity(name=name, dtype=dtype)(outputs[0]))
         else:
-            joined.append(layers.Concatenate(axis=1, name=name)(outputs))
+            joined.append(layers.Concatenate(axis=1, name=name, dtype=dtype)(outputs))
     return tuple(joined)

@@ -83,6 +83,9 @@ class DetectionTargetLayer(keras.layers.Layer):
     def __init__(self, config=None, train_rois_per_image=None, roi_positive_ratio=None,
                  bbox_std_dev=None, mask_shape=None, use_mini_mask=None, roi_sampling=None,
                  mask_target_sampling=None, image_shape=None, mask_targets=None, **kwargs):
+        # IoU, sampling and box/mask targets in float32 whatever the global dtype policy (mixed
+        # precision): targets rounded to float16 would teach the heads float16's rounding.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.

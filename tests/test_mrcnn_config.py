@@ -126,6 +126,7 @@ def test_callable_backbone_with_shape_function_is_accepted():
                        "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": -1.0}}, "LOSS_WEIGHTS"),
     ({"USE_MINI_MASK": "yes"}, "USE_MINI_MASK"),
     ({"TRAIN_BN": None}, "TRAIN_BN"),
+    ({"MIXED_PRECISION": "mixed_float16"}, "MIXED_PRECISION"),
     ({"HEAD_NORM": "layer"}, "HEAD_NORM"),
     ({"PRECISE_BN_BATCHES": -1, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
     ({"PRECISE_BN_BATCHES": 2.5, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
@@ -189,7 +190,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
                                                   "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
                                                   "PROPOSAL_SELECTION", "MASK_TARGET_SAMPLING",
                                                   "HEAD_NORM", "PRECISE_BN_BATCHES", "MASK_TARGETS",
-                                                  "ROI_ALIGN", "RESNET_STRIDE_IN"})
+                                                  "ROI_ALIGN", "RESNET_STRIDE_IN", "MIXED_PRECISION"})
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -204,9 +205,10 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 20    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 21    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
     # MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION, MASK_TARGET_SAMPLING,
-    # HEAD_NORM, PRECISE_BN_BATCHES, MASK_TARGETS, ROI_ALIGN, RESNET_STRIDE_IN: ours
+    # HEAD_NORM, PRECISE_BN_BATCHES, MASK_TARGETS, ROI_ALIGN, RESNET_STRIDE_IN, MIXED_PRECISION: ours
+    assert settings["MIXED_PRECISION"] is False
 
 
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9"])
