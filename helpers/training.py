@@ -41,6 +41,8 @@ def make_config(profile, name, class_names, inference=False, **overrides):
     The profile sets backbone, image size, batch, steps and learning rate; `profile.engine`
     adds its own Config values (the smoke profile shrinks the network). For inference the
     batch is one image and detections are kept down to `detection_min_confidence`.
+    MIXED_PRECISION is on when the profile asks for it (colab) and TensorFlow sees a GPU: float16
+    pays on a GPU's tensor cores, while on a CPU it is slower than float32.
     """
     n_classes = len([c for c in class_names if c != "BG"])
     settings = {
@@ -56,6 +58,10 @@ def make_config(profile, name, class_names, inference=False, **overrides):
         "KEEP_CHECKPOINTS": profile.keep_checkpoints,
         **profile.engine,
     }
+    if profile.mixed_precision:
+        import tensorflow as tf
+
+        settings["MIXED_PRECISION"] = bool(tf.config.list_physical_devices("GPU"))
     if inference:
         settings.update(GPU_COUNT=1, IMAGES_PER_GPU=1)
     settings.update(overrides)
