@@ -340,8 +340,13 @@ def export_model(model, class_names, target, checkpoint=None):
     return target
 
 
-def load_trained(weights_file, model_dir=None, **overrides):
-    """An inference MaskRCNN from an exported `.h5` and its sidecar; returns (model, class_names)."""
+def load_trained(weights_file, model_dir=None, min_confidence=None, **overrides):
+    """An inference MaskRCNN from an exported `.h5` and its sidecar; returns (model, class_names).
+
+    min_confidence: keep detections down to this score when it is below the model's own
+    DETECTION_MIN_CONFIDENCE (never fewer detections than the model was trained to give): a
+    notebook's MIN_CONFIDENCE of 0.5 must see the detections between 0.5 and a model's 0.7.
+    """
     from mrcnn.model import MaskRCNN
 
     weights_file = Path(weights_file)
@@ -353,6 +358,9 @@ def load_trained(weights_file, model_dir=None, **overrides):
     settable = set(Config.setting_names())
     values = {k: _from_json(v) for k, v in info["config"].items() if k in settable}
     values.update(GPU_COUNT=1, IMAGES_PER_GPU=1, **overrides)
+    if min_confidence is not None:
+        values["DETECTION_MIN_CONFIDENCE"] = min(float(min_confidence),
+                                                 float(values.get("DETECTION_MIN_CONFIDENCE", Config.DETECTION_MIN_CONFIDENCE)))
     config = type("TrainedConfig", (Config,), values)()
     model = MaskRCNN("inference", config, model_dir or weights_file.parent)
     model.load_weights(str(weights_file), by_name=True)

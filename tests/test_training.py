@@ -259,6 +259,13 @@ def test_export_then_load_trained_gives_the_same_detector(tmp_path):
     a, b = model.detect([image])[0], loaded.detect([image])[0]
     assert np.array_equal(a["class_ids"], b["class_ids"]) and np.allclose(a["scores"], b["scores"])
 
+    # a lower MIN_CONFIDENCE reaches the detection layer; a higher one never hides detections
+    own = loaded.config.DETECTION_MIN_CONFIDENCE
+    lower, _ = training.load_trained(target, min_confidence=own / 2)
+    higher, _ = training.load_trained(target, min_confidence=min(1.0, own + 0.2))
+    assert lower.config.DETECTION_MIN_CONFIDENCE == own / 2
+    assert higher.config.DETECTION_MIN_CONFIDENCE == own
+
 
 def test_load_trained_says_what_to_run_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the notebook"):
