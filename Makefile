@@ -49,7 +49,7 @@ $(COLAB_STAMP): pyproject.toml .ci/colab-versions.txt
 test-colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c 'import sys, tensorflow as tf, keras, numpy; print("Colab set:", sys.version.split()[0], "TensorFlow", tf.__version__, "Keras", keras.__version__, "numpy", numpy.__version__)'
 	rm -rf $(COLAB_DATA)
-	MODANET_PROFILE=smoke MODANET_DATA=$(COLAB_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(COLAB_VENV)/bin/python -m pytest tests/test_mrcnn_*.py tests/test_training.py $(COLAB_NOTEBOOKS) --nbval-lax -p no:cacheprovider
+	MODANET_PROFILE=smoke MODANET_DATA=$(COLAB_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(COLAB_VENV)/bin/python -m pytest tests/test_mrcnn_*.py $(COLAB_NOTEBOOKS) --nbval-lax -p no:cacheprovider
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
