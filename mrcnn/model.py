@@ -322,7 +322,7 @@ class MaskRCNNTrainer(keras.Model):
     """Wraps the training network; its train/test steps weigh and sum the five losses.
 
     With config.MIXED_PRECISION, compile() wraps the optimizer in Keras' LossScaleOptimizer
-    (dynamic loss scaling): float16 gradients of a float32-sized loss underflow to zero, so
+    (dynamic loss scaling): small gradients underflow to zero in float16 (below about 6e-8), so
     train_step multiplies the loss by the optimizer's scale before differentiating; the
     optimizer divides the gradients back, skips a step whose gradients are not all finite
     (halving the scale) and doubles the scale after a run of good steps. The wrapped optimizer

@@ -1,9 +1,10 @@
 """Config.MIXED_PRECISION: a float16 network with float32 weights, loss scaling, float32 where it matters.
 
-One small model is trained under mixed precision (the real MaskRCNN.train path) and shared:
-its losses must be finite and its weights move; its checkpoint detects the same with a float32
-network as with a mixed one, and loads into both. Loss scaling is checked step by step against
-float32 gradients. On the CPU all of this is slow (float16 is emulated): the network is tiny.
+A tiny model trains a few steps under mixed precision (the real MaskRCNN.train path): its losses
+must be finite and its weights move, and its checkpoint loads into float32 and mixed networks
+alike. Another is trained in float32 until it detects something, and a mixed network with its
+weights must detect the same. Loss scaling is checked step by step against float32 gradients.
+On a CPU float16 is slow (TF 2.20: about 10 times float32), so the long training is float32's.
 """
 from types import SimpleNamespace
 
@@ -15,14 +16,15 @@ import tensorflow as tf
 
 from helpers.profiles import COLAB, SMOKE
 from helpers.training import make_config
-from mrcnn import losses, weights
+from mrcnn import losses, utils, weights
 from mrcnn.data import make_training_dataset
 from mrcnn.model import MaskRCNN, MaskRCNNTrainer, compute_losses, network_inputs
 from tests.shapes import ShapesDataset
 from tests.test_mrcnn_model import TinyConfig
 
-TRAINING_STEPS = 40     # an epoch: usually enough for a few detections of score 0.3 to 1.0 on the 4 images
-MAX_EPOCHS = 3          # CPU training is not bit-reproducible: train on until there are MIN_CONFIDENT
+MIXED_STEPS = 4         # mixed-precision training steps
+TRAINING_STEPS = 40     # a float32 epoch: often enough for a few detections of score 0.3 to 1.0 on the 4 images
+MAX_EPOCHS = 4          # CPU training is not bit-reproducible: train on until there are MIN_CONFIDENT
 MIN_CONFIDENT = 3       # float32 detections of score >= MIN_SCORE to compare
 
 # Detections of the same weights, float32 against mixed. float16 keeps 11 significant bits (a
@@ -36,6 +38,7 @@ MIN_SCORE = 0.3         # compare detections at least this sure (weaker ones may
 SCORE_TOLERANCE = 0.02  # 4x the largest difference measured
 BOX_PIXELS = 1          # one pixel of rounding
 MASK_IOU = 0.9          # a few flipped pixels on the smallest (about 20-pixel) masks
+NMS_IOU_MARGIN = 0.1    # IoU of whole-pixel boxes against NMS's unrounded ones: half a pixel an edge
 
 # Gradients of one step, mixed against float32: float16 activations put the RPN's gradients 0.02% to
 # 1.4% off (measured); a loss scale left in (x 32768), never applied (/ 32768: measured, the update is
@@ -73,31 +76,40 @@ class Watch(keras.callbacks.Callback):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, shapes):
-    """A mixed-precision model trained by MaskRCNN.train (epochs of TRAINING_STEPS steps) until a float32
-    network with its weights makes MIN_CONFIDENT detections of score >= MIN_SCORE; what was seen."""
+def mixed_run(tmp_path_factory, shapes):
+    """A mixed-precision model trained MIXED_STEPS steps by MaskRCNN.train, and what was seen."""
     assert keras.config.dtype_policy().name == "float32"
     keras.utils.set_random_seed(0)
-    config = TrainConfig(MIXED_PRECISION=True)
-    runs = tmp_path_factory.mktemp("runs")
-    model = MaskRCNN("training", config, runs)
+    config = TrainConfig(MIXED_PRECISION=True, STEPS_PER_EPOCH=MIXED_STEPS)
+    model = MaskRCNN("training", config, tmp_path_factory.mktemp("mixed"))
     policy_after_build = keras.config.dtype_policy().name
     model.calibrate_batch_norm(shapes, batches=2)
     before = [v.numpy().copy() for v in model.keras_model.trainable_variables]
     watch = Watch()
+    history = model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=1, layers="all",
+                          verbose=0, seed=0, custom_callbacks=[watch])
+    return SimpleNamespace(model=model, config=config, before=before, history=history.history, watch=watch,
+                           policy_after_build=policy_after_build, checkpoint=model.find_last())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shapes):
+    """A float32 model trained (epochs of TRAINING_STEPS steps) until it makes MIN_CONFIDENT detections
+    of score >= MIN_SCORE on the training images: its checkpoint and those detections."""
+    keras.utils.set_random_seed(0)
+    runs = tmp_path_factory.mktemp("float32")
+    model = MaskRCNN("training", TrainConfig(), runs)
+    model.calibrate_batch_norm(shapes, batches=2)
     detector = MaskRCNN("inference", TrainConfig(), runs)
     images = [shapes.load_image(i) for i in shapes.image_ids]
-    histories = []
     for epoch in range(1, MAX_EPOCHS + 1):
-        histories.append(model.train(shapes, shapes, learning_rate=config.LEARNING_RATE, epochs=epoch,
-                                     layers="all", verbose=0, seed=epoch - 1, custom_callbacks=[watch]).history)
+        model.train(shapes, shapes, learning_rate=TrainConfig.LEARNING_RATE, epochs=epoch, layers="all",
+                    verbose=0, seed=epoch - 1)
         detector.load_weights(model.find_last(), by_name=True)
-        plain_results = detector.detect(images)
-        if sum(int((r["scores"] >= MIN_SCORE).sum()) for r in plain_results) >= MIN_CONFIDENT:
+        results = detector.detect(images)
+        if sum(int((r["scores"] >= MIN_SCORE).sum()) for r in results) >= MIN_CONFIDENT:
             break
-    return SimpleNamespace(model=model, config=config, before=before, histories=histories, watch=watch,
-                           policy_after_build=policy_after_build, checkpoint=model.find_last(),
-                           images=images, plain_results=plain_results)
+    return SimpleNamespace(checkpoint=model.find_last(), epochs=epoch, images=images, plain_results=results)
 
 
 def layer_policy(model, name):
@@ -105,8 +117,8 @@ def layer_policy(model, name):
     return layer.dtype_policy.compute_dtype, layer.dtype_policy.variable_dtype
 
 
-def test_mixed_training_is_finite_moves_the_weights_and_leaves_float32_global(trained):
-    network = trained.model.keras_model
+def test_mixed_training_is_finite_moves_the_weights_and_leaves_float32_global(mixed_run):
+    network = mixed_run.model.keras_model
     # the policy reached the network: float16 arithmetic, float32 variables ...
     assert layer_policy(network, "conv1") == ("float16", "float32")
     assert layer_policy(network, "fpn_p2") == ("float16", "float32")
@@ -124,23 +136,21 @@ def test_mixed_training_is_finite_moves_the_weights_and_leaves_float32_global(tr
         assert outputs[name].dtype == "float32", name
 
     # the global policy is float32 once the network is built, and after training
-    assert trained.policy_after_build == "float32" and keras.config.dtype_policy().name == "float32"
+    assert mixed_run.policy_after_build == "float32" and keras.config.dtype_policy().name == "float32"
 
     # dynamic loss scaling around Config.GRADIENT_CLIP_NORM's optimizer
-    optimizer = trained.watch.optimizer
+    optimizer = mixed_run.watch.optimizer
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    assert optimizer.inner_optimizer.clipnorm == trained.config.GRADIENT_CLIP_NORM
-    steps = TRAINING_STEPS * len(trained.histories)
-    assert 0 < int(optimizer.iterations.numpy()) <= steps      # steps applied (a non-finite one is skipped)
+    assert optimizer.inner_optimizer.clipnorm == mixed_run.config.GRADIENT_CLIP_NORM
+    assert 0 < int(optimizer.iterations.numpy()) <= MIXED_STEPS      # steps applied (a non-finite one is skipped)
 
-    assert len(trained.watch.steps) == steps
-    for logs in trained.watch.steps:
+    assert len(mixed_run.watch.steps) == MIXED_STEPS
+    for logs in mixed_run.watch.steps:
         assert all(np.isfinite(value) for value in logs.values()), logs
-    for history in trained.histories:
-        for name, values in history.items():
-            assert np.isfinite(values).all(), name
+    for name, values in mixed_run.history.items():
+        assert np.isfinite(values).all(), name
     after = [v.numpy() for v in network.trainable_variables]
-    moved = [not np.array_equal(a, b) for a, b in zip(trained.before, after)]
+    moved = [not np.array_equal(a, b) for a, b in zip(mixed_run.before, after)]
     assert all(moved), f"{moved.count(False)} of {len(moved)} trainable variables did not move"
     assert all(np.isfinite(a).all() for a in after)
 
@@ -211,38 +221,59 @@ def test_mixed_detections_match_float32_with_the_same_weights(trained, tmp_path)
         assert layer_policy(network, name)[0] == "float32", name
     assert network.get_layer("roi_align_mask").autocast is False
     assert network.outputs[0].dtype == "float32" and network.outputs[3].dtype == "float32"   # detections, masks
-    confident = 0
+    matched = suppressed = 0
     for plain, mixed in zip(trained.plain_results, detector.detect(trained.images)):
-        confident += int((plain["scores"] >= MIN_SCORE).sum())
-        assert_every_confident_detection_is_matched(plain, mixed)
-        assert_every_confident_detection_is_matched(mixed, plain)
-    assert confident >= MIN_CONFIDENT, (f"only {confident} detections of score >= {MIN_SCORE} after "
-                                        f"{len(trained.histories)} epochs: the comparison says little")
+        for these, others in ((plain, mixed), (mixed, plain)):
+            found = match_confident_detections(these, others)
+            matched += found.count("matched")
+            suppressed += found.count("suppressed")
+    # a coin toss (below) costs two: the one NMS dropped in each precision
+    assert matched >= MIN_CONFIDENT and suppressed <= max(2, matched // 4), (
+        f"{matched} detections of score >= {MIN_SCORE} matched and {suppressed} suppressed by a rival, "
+        f"after {trained.epochs} epochs")
 
 
-def assert_every_confident_detection_is_matched(these, others):
-    """Every detection of `these` scoring >= MIN_SCORE has one in `others` of the same class, box
-    edges within BOX_PIXELS, score within SCORE_TOLERANCE and mask IoU >= MASK_IOU."""
+def match_confident_detections(these, others):
+    """For every detection of `these` scoring >= MIN_SCORE: "matched" when `others` has one of the same
+    class with box edges within BOX_PIXELS, score within SCORE_TOLERANCE and mask IoU >= MASK_IOU.
+
+    Else "suppressed" when `others` kept a rival that non-maximum suppression lets win: same class,
+    score at least this one's minus SCORE_TOLERANCE, box IoU above DETECTION_NMS_THRESHOLD (less
+    NMS_IOU_MARGIN: NMS compared unrounded boxes). When two overlapping candidates score within
+    float16's error of each other, which one NMS keeps is a coin toss between the precisions (seen
+    once while writing this test: a 0.72 detection). Anything else fails.
+    """
+    found = []
+    overlaps = utils.compute_overlaps(these["rois"], others["rois"])
     for k in np.flatnonzero(these["scores"] >= MIN_SCORE):
-        same = [j for j in range(len(others["class_ids"]))
-                if others["class_ids"][j] == these["class_ids"][k]
-                and np.abs(others["rois"][j] - these["rois"][k]).max() <= BOX_PIXELS]
-        assert same, f"no match for class {these['class_ids'][k]} at {these['rois'][k]} ({these['scores'][k]:.3f})"
-        j = min(same, key=lambda j: abs(others["scores"][j] - these["scores"][k]))
-        assert abs(others["scores"][j] - these["scores"][k]) <= SCORE_TOLERANCE
-        mask, other = these["masks"][..., k], others["masks"][..., j]
-        assert (mask & other).sum() / max((mask | other).sum(), 1) >= MASK_IOU
+        same_class = others["class_ids"] == these["class_ids"][k]
+        close = same_class & (np.abs(others["rois"] - these["rois"][k]).max(axis=1) <= BOX_PIXELS)
+        if close.any():
+            j = min(np.flatnonzero(close), key=lambda j: abs(others["scores"][j] - these["scores"][k]))
+            assert abs(others["scores"][j] - these["scores"][k]) <= SCORE_TOLERANCE, (these["scores"][k], others["scores"][j])
+            mask, other = these["masks"][..., k], others["masks"][..., j]
+            assert (mask & other).sum() / max((mask | other).sum(), 1) >= MASK_IOU
+            found.append("matched")
+            continue
+        rival = same_class & (others["scores"] >= these["scores"][k] - SCORE_TOLERANCE) & \
+            (overlaps[k] > TrainConfig.DETECTION_NMS_THRESHOLD - NMS_IOU_MARGIN)
+        near = [(int(c), box.tolist(), round(float(score), 4)) for c, box, score, iou
+                in zip(others["class_ids"], others["rois"], others["scores"], overlaps[k]) if iou > 0.1]
+        assert rival.any(), (f"no match for class {these['class_ids'][k]} at {these['rois'][k].tolist()} "
+                             f"({these['scores'][k]:.4f}); overlapping it: {near}")
+        found.append("suppressed")
+    return found
 
 
-def test_weight_files_are_the_same_for_both_precisions(trained, tmp_path):
+def test_weight_files_are_the_same_for_both_precisions(mixed_run, tmp_path):
     """A mixed model's checkpoint loads into a float32 model and back, value for value, and the files
     each writes have the same layout (names, shapes, float32) and values."""
     mixed = MaskRCNN("inference", TrainConfig(MIXED_PRECISION=True), tmp_path).keras_model
     plain = MaskRCNN("inference", TrainConfig(), tmp_path).keras_model
     for network in (mixed, plain):       # the checkpoint written by the mixed trainer
-        report = weights.load_weights(network, trained.checkpoint, by_name=True)
+        report = weights.load_weights(network, mixed_run.checkpoint, by_name=True)
         assert report.missing == [] and report.skipped == []
-    trained_values = {v.path: v.numpy() for v in trained.model.keras_model.weights}
+    trained_values = {v.path: v.numpy() for v in mixed_run.model.keras_model.weights}
     for network in (mixed, plain):
         for variable in network.weights:
             assert variable.dtype == "float32"
