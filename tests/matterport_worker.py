@@ -1,0 +1,220 @@
+"""Runs Matterport's original Mask R-CNN (PyPI mrcnn==0.2) in its own process, as a test oracle.
+
+    python tests/matterport_worker.py SITE JOB.json
+
+SITE is the folder `tests.matterport_reference.install()` filled (Matterport's package and tf-keras,
+installed with --no-deps); JOB.json says what to do (`run_job`). Nothing of Matterport's is copied
+here: its modules are read from SITE and loaded under the name `matterport_mrcnn`, with the few
+changes it needs to run on TensorFlow 2 applied to its source text at load time (SOURCE_FIXES):
+
+- `keras` is tf-keras (Keras 2, which Matterport was written for); `keras.engine` a module whose
+  `Layer` is tf-keras' Layer; `distutils.version.LooseVersion` (gone from Python 3.12) a small
+  stand-in that compares release numbers;
+- TensorFlow 1 names it calls: tf.log, tf.sets.set_intersection, tf.sparse_tensor_to_dense,
+  tf.to_float, tf.random_shuffle;
+- two lines that need a static shape TensorFlow 2 does not give (SOURCE_FIXES).
+
+This file must not import our `mrcnn`: in this process `mrcnn` is Matterport's.
+"""
+import importlib.abc
+import importlib.util
+import json
+import re
+import sys
+import time
+import types
+from pathlib import Path
+
+PACKAGE = "matterport_mrcnn"
+
+# (module, the line as Matterport wrote it, the line run instead): each must occur exactly once.
+SOURCE_FIXES = (
+    ("model", "mrcnn_bbox = KL.Reshape((s[1], num_classes, 4), name=\"mrcnn_bbox\")(x)",
+     "mrcnn_bbox = KL.Reshape((-1, num_classes, 4), name=\"mrcnn_bbox\")(x)"),
+    ("model", "indices = tf.stack([tf.range(probs.shape[0]), class_ids], axis=1)",
+     "indices = tf.stack([tf.range(tf.shape(probs)[0]), class_ids], axis=1)"),
+)
+
+
+class LooseVersion:
+    """Release numbers compared part by part, numbers as numbers (all Matterport asks of it)."""
+
+    def __init__(self, text):
+        self.parts = tuple(int(p) if p.isdigit() else p for p in re.findall(r"\d+|[a-z]+", str(text)))
+
+    def __ge__(self, other):
+        return self.parts >= LooseVersion(other).parts if not isinstance(other, LooseVersion) else self.parts >= other.parts
+
+    def __lt__(self, other):
+        return not self >= other
+
+
+def install_aliases():
+    """Make `import keras`, `keras.engine`, `distutils.version` and TF1 names what Matterport expects."""
+    import tensorflow as tf
+    import tf_keras
+
+    engine = types.ModuleType("keras.engine")
+    engine.Layer = tf_keras.layers.Layer
+    tf_keras.engine = engine
+    sys.modules["keras"] = tf_keras
+    for name in ("backend", "layers", "models", "utils", "callbacks", "optimizers", "regularizers"):
+        sys.modules[f"keras.{name}"] = getattr(tf_keras, name)
+    sys.modules["keras.engine"] = engine
+    try:
+        from distutils.version import LooseVersion as _real  # noqa: F401  (Python <= 3.11)
+    except ImportError:
+        distutils = types.ModuleType("distutils")
+        version = types.ModuleType("distutils.version")
+        version.LooseVersion = LooseVersion
+        distutils.version = version
+        sys.modules["distutils"], sys.modules["distutils.version"] = distutils, version
+    tf.log = tf.math.log
+    tf.sets.set_intersection = tf.sets.intersection
+    tf.sparse_tensor_to_dense = tf.sparse.to_dense
+    tf.to_float = lambda x, name="ToFloat": tf.cast(x, tf.float32, name=name)
+    tf.random_shuffle = tf.random.shuffle
+
+
+class _FixedSourceLoader(importlib.abc.SourceLoader):
+    """Loads one of Matterport's modules from SITE with SOURCE_FIXES applied to its text.
+
+    Its file name is the real one plus FIXED_SUFFIX, a file that does not exist: so whatever reads
+    the source again (tracebacks, and TensorFlow's autograph, which converts functions from their
+    source) asks this loader for it, and sees the fixed text rather than the file on disk.
+    """
+
+    FIXED_SUFFIX = ".fixed-at-load"
+
+    def __init__(self, path, module):
+        self.path, self.module = Path(path), module
+
+    def get_filename(self, fullname):
+        return str(self.path) + self.FIXED_SUFFIX
+
+    def get_data(self, path):
+        text = self.path.read_text()
+        for module, old, new in SOURCE_FIXES:
+            if module == self.module:
+                if text.count(old) != 1:
+                    raise RuntimeError(f"Matterport's {module}.py: expected once, found {text.count(old)} "
+                                       f"times: {old!r} (another release of mrcnn?)")
+                text = text.replace(old, new)
+        return text.encode()
+
+
+class _MatterportFinder(importlib.abc.MetaPathFinder):
+    """`mrcnn` and `matterport_mrcnn` (and their modules) both come from SITE/mrcnn."""
+
+    def __init__(self, site):
+        self.root = Path(site) / "mrcnn"
+
+    def find_spec(self, fullname, path=None, target=None):
+        head, _, tail = fullname.partition(".")
+        if head not in ("mrcnn", PACKAGE):
+            return None
+        if fullname != head and f"{PACKAGE}.{tail}" in sys.modules:     # one module object for both names
+            return importlib.util.spec_from_loader(fullname, _Alias(f"{PACKAGE}.{tail}"))
+        if not tail:
+            return importlib.util.spec_from_file_location(fullname, self.root / "__init__.py",
+                                                          submodule_search_locations=[str(self.root)])
+        file = self.root / f"{tail}.py"
+        return importlib.util.spec_from_file_location(fullname, file, loader=_FixedSourceLoader(file, tail))
+
+
+class _Alias(importlib.abc.Loader):
+    def __init__(self, target):
+        self.target = target
+
+    def create_module(self, spec):
+        return sys.modules[self.target]
+
+    def exec_module(self, module):
+        pass
+
+
+def load_matterport(site):
+    """Import Matterport's model, utils and config from SITE; returns the `model` module."""
+    sys.path.insert(0, str(site))
+    install_aliases()
+    sys.meta_path.insert(0, _MatterportFinder(site))
+    import importlib
+    package = importlib.import_module(PACKAGE)
+    sys.modules["mrcnn"] = package
+    for name in ("utils", "config", "model", "visualize"):
+        module = importlib.import_module(f"{PACKAGE}.{name}")
+        sys.modules[f"mrcnn.{name}"] = module
+        setattr(package, name, module)
+    return package.model
+
+
+def make_config(config_module, values):
+    """An instance of a Config subclass with `values` as class attributes (Matterport's way)."""
+    attrs = {k: (tuple(v) if k in ("RPN_ANCHOR_SCALES",) else v) for k, v in values.items()}
+    import numpy as np
+    for key in ("MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
+        if key in attrs:
+            attrs[key] = np.array(attrs[key])
+    return type("ReferenceConfig", (config_module.Config,), attrs)()
+
+
+def run_job(site, job):
+    import numpy as np
+    import tensorflow as tf
+
+    model_module = load_matterport(site)
+    import tf_keras
+    config = make_config(sys.modules[f"{PACKAGE}.config"], job["config"])
+    tf_keras.utils.set_random_seed(int(job.get("seed", 0)))
+    model = model_module.MaskRCNN(mode="inference", config=config, model_dir=job.get("model_dir", "."))
+    if job.get("weights_in"):
+        model.keras_model.load_weights(job["weights_in"], by_name=True)
+    if job.get("weights_out"):
+        model.keras_model.save_weights(job["weights_out"])
+    out = {}
+    if job.get("images"):
+        with np.load(job["images"]) as data:
+            images = [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
+        batch = int(config.BATCH_SIZE)
+        layers = list(job.get("layers", []))
+        probe = None
+        if layers:
+            keras_model = model.keras_model
+            probe = tf_keras.Model(keras_model.inputs, [keras_model.get_layer(n).output for n in layers])
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            molded, metas, windows = model.mold_inputs(chunk)
+            anchors = np.broadcast_to(model.get_anchors(molded[0].shape), (batch,) + model.get_anchors(
+                molded[0].shape).shape)
+            for i in range(len(chunk)):
+                out[f"molded_{start + i}"] = molded[i]
+                out[f"meta_{start + i}"] = metas[i]
+                out[f"window_{start + i}"] = windows[i]
+            if probe is not None:
+                values = probe.predict([molded, metas, anchors], verbose=0)
+                values = values if isinstance(values, list) else [values]
+                for name, value in zip(layers, values):
+                    for i in range(len(chunk)):
+                        out[f"{name}_{start + i}"] = np.asarray(value[i])
+            if job.get("detect"):
+                for i, result in enumerate(model.detect(chunk, verbose=0)):
+                    for key, value in result.items():
+                        out[f"detect_{key}_{start + i}"] = np.asarray(value)
+        repeats = int(job.get("time_repeats", 0))
+        if repeats:
+            chunk = images[:batch]
+            model.detect(chunk, verbose=0)                  # warm up: graph tracing
+            seconds = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                model.detect(chunk, verbose=0)
+                seconds.append(time.perf_counter() - began)
+            out["detect_seconds"] = np.asarray(seconds)
+    if job.get("out"):
+        np.savez(job["out"], **out)
+    print(json.dumps({"ok": True, "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}))
+
+
+if __name__ == "__main__":
+    site, job_file = sys.argv[1], sys.argv[2]
+    run_job(site, json.loads(Path(job_file).read_text()))
