@@ -75,7 +75,7 @@ def active_class_ids_for(dataset, config, image_id):
     return active
 
 
-def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
+def load_image_gt(dataset, config, image_id, augmentation=None, rng=None, use_mini_mask=None):
     """Load, augment and resize one image with its instances.
 
     Returns (image, image_meta, class_ids, bbox, mask):
@@ -84,7 +84,8 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
                  shape of the image that was resized, i.e. after augmentation
       class_ids  (N,) int32, negative for crowd regions
       bbox       (N, 4) int32 pixel boxes of the resized masks
-      mask       (MINI_MASK_SHAPE + (N,)) bool when config.USE_MINI_MASK, else (H, W, N) bool
+      mask       (MINI_MASK_SHAPE + (N,)) bool with mini masks, else (H, W, N) bool; use_mini_mask
+                 says which (None: config.USE_MINI_MASK)
     Augmentation (mrcnn.augment.apply_augmentation) runs before resizing. Instances whose
     mask is empty after augmentation and resizing are dropped. `rng` (numpy Generator)
     drives augmentation and the random crop of "crop" mode, for reproducible runs.
@@ -102,7 +103,7 @@ def load_image_gt(dataset, config, image_id, augmentation=None, rng=None):
     masks = masks[:, :, present]
     class_ids = class_ids[present]
     bbox = utils.extract_bboxes(masks)
-    if config.USE_MINI_MASK:
+    if config.USE_MINI_MASK if use_mini_mask is None else use_mini_mask:
         masks = utils.minimize_mask(bbox, masks, config.MINI_MASK_SHAPE)
 
     image_meta = meta.compose_image_meta(image_id, original_shape, image.shape, window, scale,

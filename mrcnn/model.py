@@ -36,7 +36,22 @@ from mrcnn.proposals import AnchorLevelSizes, ProposalLayer
 from mrcnn.rpn import apply_rpn, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 
-log = logging.getLogger(__name__)
+# Matterport's other module-level names, for their tutorials and users' scripts (`modellib.X`):
+# the same functions as our modules', or thin ones in mrcnn.compat (see there).
+from mrcnn.backbone import BatchNorm  # noqa: E402,F401
+from mrcnn.box_graph import apply_box_deltas_graph, clip_boxes_graph, overlaps_graph, trim_zeros_graph  # noqa: F401
+from mrcnn.compat import (batch_pack_graph, build_detection_targets, conv_block, data_generator,  # noqa: F401
+                          detection_targets_graph, generate_random_rois, identity_block, load_image_gt, log,
+                          log2_graph, refine_detections_graph, resnet_graph, smooth_l1_loss)
+from mrcnn.data import build_rpn_targets  # noqa: F401
+from mrcnn.losses import (mrcnn_bbox_loss_graph, mrcnn_class_loss_graph, mrcnn_mask_loss_graph,  # noqa: F401
+                          rpn_bbox_loss_graph, rpn_class_loss_graph)
+from mrcnn.meta import (compose_image_meta, compute_backbone_shapes, denorm_boxes_graph, mold_image,  # noqa: F401
+                        parse_image_meta, unmold_image)
+from mrcnn.roi_align import PyramidROIAlign  # noqa: F401
+from mrcnn.rpn import rpn_graph  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -449,7 +464,7 @@ def _tensorboard_callback(log_dir):
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        log.warning("tensorboard is not installed: no TensorBoard logs (the CSV log is still written).")
+        logger.warning("tensorboard is not installed: no TensorBoard logs (the CSV log is still written).")
         return []
     return [keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0)]
 
@@ -556,8 +571,11 @@ class MaskRCNN:
         return _imagenet_weights_path()
 
     # -- training ---------------------------------------------------------------------------
-    def set_trainable(self, layer_regex, keras_model=None, verbose=0):
-        """Make the layers whose names fully match `layer_regex` trainable, freeze the rest."""
+    def set_trainable(self, layer_regex, keras_model=None, indent=0, verbose=0):
+        """Make the layers whose names fully match `layer_regex` trainable, freeze the rest.
+
+        indent: kept for Matterport's signature (it indented its printed list); unused.
+        """
         model = keras_model or self.keras_model
         for layer in model.layers:
             if isinstance(layer, keras.Model):
@@ -568,7 +586,7 @@ class MaskRCNN:
             trainable = bool(re.fullmatch(layer_regex, layer.name))
             layer.trainable = trainable
             if trainable and verbose > 0:
-                log.info("trainable: %s (%s)", layer.name, type(layer).__name__)
+                logger.info("trainable: %s (%s)", layer.name, type(layer).__name__)
 
     def train(self, train_dataset, val_dataset, learning_rate, epochs, layers, augmentation=None,
               custom_callbacks=None, no_augmentation_sources=None, verbose=1, seed=None,
@@ -592,7 +610,7 @@ class MaskRCNN:
         if self.mode != "training":
             raise RuntimeError("Create the model with mode='training' to train it.")
         if no_augmentation_sources:
-            log.warning("no_augmentation_sources is not supported; augmentation applies to every source.")
+            logger.warning("no_augmentation_sources is not supported; augmentation applies to every source.")
         layer_regex = LAYER_REGEX.get(layers, layers)
         config = self.config
         train_data = make_training_dataset(train_dataset, config, shuffle=True, augmentation=augmentation, seed=seed)
@@ -620,7 +638,7 @@ class MaskRCNN:
                 clipnorm=config.GRADIENT_CLIP_NORM)   # each gradient tensor on its own, as Matterport's
             optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
             trainer.compile(optimizer=optimizer, jit_compile=False)
-        log.info("Training from epoch %d to %d, layers %r, learning rate %g, run folder %s",
+        logger.info("Training from epoch %d to %d, layers %r, learning rate %g, run folder %s",
                  self.epoch, epochs, layers, learning_rate, self.log_dir)
         reason = "interrupted"
         try:
@@ -672,7 +690,7 @@ class MaskRCNN:
             anchors = np.broadcast_to(self.get_anchors(molded.shape[1:]), (batch,) + self.get_anchors(
                 molded.shape[1:]).shape)
             if verbose:
-                log.info("detect: %d images molded to %s", len(chunk), molded.shape)
+                logger.info("detect: %d images molded to %s", len(chunk), molded.shape)
             detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch([molded, metas, anchors])
             for i, image in enumerate(chunk):
                 rois, class_ids, scores, masks = self.unmold_detections(
@@ -701,3 +719,93 @@ class MaskRCNN:
         full = [utils.unmold_mask(m, e, original_image_shape) for m, e in zip(masks, edges[nonempty])]
         full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
         return boxes, class_ids, scores, full_masks
+
+    # -- Matterport's remaining methods (their tutorials call them) ------------------------
+    def build(self, mode, config):
+        """A new functional Keras model of Mask R-CNN for `mode` and `config` (build_network).
+
+        The model MaskRCNN() makes as keras_model; calling build again gives a fresh, separate
+        model and leaves self.keras_model as it is.
+        """
+        with self.strategy.scope():
+            return build_network(mode, config)
+
+    def compile(self, learning_rate, momentum):
+        """The compiled trainer train() uses, with SGD at `learning_rate` and `momentum`; returns it.
+
+        Matterport's compile added the five losses to keras_model and compiled it for
+        keras_model.fit on data_generator's batches. A Keras 3 model cannot carry losses added
+        that way, so ours live in a wrapping keras.Model (MaskRCNNTrainer, kept as self.trainer)
+        whose fit() takes the batches of mrcnn.data.make_training_dataset. train() compiles its
+        own; call this to run fit yourself. The optimizer is train()'s: Config's
+        GRADIENT_CLIP_NORM per gradient and WEIGHT_DECAY on kernels only.
+        """
+        if self.mode != "training":
+            raise RuntimeError("compile: create the model with mode='training' to train it.")
+        config = self.config
+        with self.strategy.scope():
+            trainer = MaskRCNNTrainer(self.keras_model, config, name="mask_rcnn_trainer")
+            optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum,
+                                             weight_decay=config.WEIGHT_DECAY or None,
+                                             clipnorm=config.GRADIENT_CLIP_NORM)
+            optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+            trainer.compile(optimizer=optimizer, jit_compile=False)
+        self.trainer = trainer
+        return trainer
+
+    def ancestor(self, tensor, name, checked=None):
+        """The nearest upstream tensor of `tensor` made by a layer whose name fully matches `name`.
+
+        tensor: a symbolic output of keras_model (e.g. keras_model.get_layer("ROI").output);
+        name: a layer name, a regular expression over layer names, or a compiled pattern.
+        Returns that layer's output tensor (for run_graph), or None when no such layer feeds
+        `tensor`. checked: tensors already searched (Matterport's argument; extended in place).
+
+        Matterport searched TensorFlow 1 operation names, e.g. "ROI/pre_nms_anchors:0" inside the
+        ROI layer. Keras 3 keeps only whole layers in a model's graph, so such a name raises a
+        ValueError that says what to ask for instead.
+        """
+        if isinstance(name, str):
+            if "/" in name or ":" in name:
+                layer = name.split("/")[0].split(":")[0]
+                raise ValueError(
+                    f"ancestor: {name!r} names a TensorFlow operation inside the layer {layer!r}; Keras 3 "
+                    f"models expose whole layers only. Ask for the layer ({layer!r}, i.e. keras_model."
+                    f"get_layer({layer!r}).output); the proposal layer's steps can be redone in numpy from "
+                    "rpn_class and rpn_bbox (utils.apply_box_deltas on the anchors, utils.non_max_suppression).")
+            name = re.compile(name)
+        checked = checked if checked is not None else []
+        seen = {id(t) for t in checked}
+        frontier = [tensor]
+        while frontier:
+            parents = []
+            for current in frontier:
+                history = getattr(current, "_keras_history", None)
+                if history is None:
+                    continue
+                operation, node_index, _ = history
+                for parent in operation._inbound_nodes[node_index].input_tensors:
+                    if id(parent) in seen:
+                        continue
+                    seen.add(id(parent))
+                    checked.append(parent)
+                    if name.fullmatch(parent._keras_history[0].name):
+                        return parent
+                    parents.append(parent)
+            frontier = parents
+        return None
+
+    def find_trainable_layer(self, layer):
+        """The layer that holds the weights: `layer` itself, or the one a wrapper (TimeDistributed) wraps."""
+        if isinstance(layer, keras.layers.Wrapper):
+            return self.find_trainable_layer(layer.layer)
+        return layer
+
+    def get_trainable_layers(self):
+        """The layers of keras_model that have weights (wrappers unwrapped; nested models as a whole)."""
+        layers = []
+        for layer in self.keras_model.layers:
+            layer = self.find_trainable_layer(layer)
+            if layer.weights:
+                layers.append(layer)
+        return layers
