@@ -7,12 +7,36 @@ and masks, mini-masks, anchors and per-image AP.
 """
 import logging
 import math
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 log = logging.getLogger(__name__)
+
+# Matterport's COCO-trained Mask R-CNN weights (ResNet-101, 81 classes), download_trained_weights' source.
+COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
+
+# Matterport's names of TensorFlow functions that live in mrcnn.box_graph: found there on first
+# use, so that importing this numpy module does not import TensorFlow.
+_GRAPH_FUNCTIONS = ("batch_slice", "box_refinement_graph")
+
+
+def __getattr__(name):
+    if name in _GRAPH_FUNCTIONS:
+        from mrcnn import box_graph
+        return getattr(box_graph, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_GRAPH_FUNCTIONS))
 
 
 def read_image_rgb(path):
@@ -114,6 +138,21 @@ class Dataset:
 
     def source_image_link(self, image_id):
         return self.image_info[image_id]["path"]
+
+    def append_data(self, class_info, image_info):
+        """Add the classes and images of another dataset (its class_info and image_info lists).
+
+        Classes are added as by add_class (a pair already present, and "BG", is not added
+        again), images with all their keys as by add_image; call prepare() afterwards.
+        Matterport's method of this name was unfinished (it ignored its arguments).
+        """
+        for info in class_info:
+            if info["source"] == "" and info["id"] == 0:
+                continue
+            self.add_class(info["source"], info["id"], info["name"])
+        for info in image_info:
+            extra = {key: value for key, value in info.items() if key not in ("source", "id", "path")}
+            self.add_image(info["source"], info["id"], info.get("path"), **extra)
 
     # -- loading ----------------------------------------------------------------------
     def load_image(self, image_id):
@@ -570,12 +609,13 @@ def trim_zeros(x):
 
 
 def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores,
-                    pred_masks, iou_threshold=0.5):
+                    pred_masks, iou_threshold=0.5, score_threshold=0.0):
     """Match predictions to ground truth by mask IoU, greedily from the highest score down.
 
     All-zero box rows (batch padding) are dropped first, with their masks and ids. Each
     prediction takes the unmatched ground-truth instance of its class with the highest
-    mask IoU, if that IoU is >= iou_threshold.
+    mask IoU, if that IoU is >= iou_threshold. score_threshold is, despite its name, a second
+    lower bound on that IoU, as in Matterport's compute_matches (it never filters scores).
 
     Returns (gt_match, pred_match, overlaps), with predictions SORTED BY SCORE (descending):
       gt_match[j]   index (in that sorted order) of the prediction matched to gt j, or -1
@@ -598,7 +638,8 @@ def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids
     gt_match = -np.ones(len(gt_class_ids), dtype=np.int32)
     pred_match = -np.ones(len(pred_class_ids), dtype=np.int32)
     for i in range(len(pred_class_ids)):
-        candidates = (gt_match == -1) & (gt_class_ids == pred_class_ids[i]) & (overlaps[i] >= iou_threshold)
+        candidates = ((gt_match == -1) & (gt_class_ids == pred_class_ids[i]) & (overlaps[i] >= iou_threshold)
+                      & (overlaps[i] >= score_threshold))
         if candidates.any():
             best = int(np.argmax(np.where(candidates, overlaps[i], -1.0)))
             gt_match[best] = i
@@ -637,6 +678,29 @@ def compute_ap(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pre
     return mean_ap, precisions, recalls, overlaps
 
 
+def compute_ap_range(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+                     iou_thresholds=None, verbose=1):
+    """compute_ap averaged over mask-IoU thresholds (default 0.50, 0.55, ..., 0.95), one image.
+
+    With verbose, prints each threshold's AP and the mean, as Matterport's does. Like compute_ap
+    it is per-image VOC-style AP, not COCO mAP; nan when the image has no ground truth.
+    """
+    thresholds = np.arange(0.5, 1.0, 0.05) if iou_thresholds is None else np.asarray(iou_thresholds, float)
+    if thresholds.ndim != 1 or thresholds.size == 0:
+        raise ValueError(f"compute_ap_range: iou_thresholds must be a non-empty list, got {iou_thresholds!r}")
+    values = []
+    for threshold in thresholds:
+        ap = compute_ap(gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+                        iou_threshold=threshold)[0]
+        if verbose:
+            print(f"AP @{threshold:.2f}:\t {ap:.3f}")
+        values.append(ap)
+    mean_ap = float(np.mean(values))
+    if verbose:
+        print(f"AP @{thresholds[0]:.2f}-{thresholds[-1]:.2f}:\t {mean_ap:.3f}")
+    return mean_ap
+
+
 def compute_recall(pred_boxes, gt_boxes, iou):
     """Box recall: the fraction of gt boxes that some predicted box overlaps with IoU >= iou.
 
@@ -653,3 +717,44 @@ def compute_recall(pred_boxes, gt_boxes, iou):
     covered = (overlaps >= iou).any(axis=0)
     positive_ids = np.where(overlaps.max(axis=1) >= iou)[0]
     return float(covered.mean()), positive_ids
+
+
+# -- Matterport's remaining helpers -----------------------------------------------------------
+
+def mold_mask(mask, config):
+    """Not provided: Matterport's mold_mask was an empty stub (it returned None)."""
+    raise NotImplementedError("mold_mask: Matterport's was an empty stub; to shrink instance masks to "
+                              "their boxes use utils.minimize_mask(bbox, mask, config.MINI_MASK_SHAPE), "
+                              "and utils.unmold_mask to put a network mask back into the image")
+
+
+def download_trained_weights(coco_model_path, verbose=1, url=None):
+    """Download Matterport's COCO-trained weights (COCO_MODEL_URL, or `url`) to `coco_model_path`.
+
+    Written to a temporary file beside the target and renamed when complete, so an interrupted
+    download never leaves a half-written weight file under that name. A download shorter than
+    the server's Content-Length raises OSError naming the file. Returns the path.
+    """
+    target = Path(coco_model_path)
+    url = COCO_MODEL_URL if url is None else url
+    if verbose > 0:
+        print(f"Downloading pretrained model to {coco_model_path} ...")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            expected = response.headers.get("Content-Length")
+            shutil.copyfileobj(response, out, length=1 << 20)
+            written = out.tell()
+        if expected is not None and written != int(expected):
+            raise OSError(f"{target}: download of {url} stopped after {written} of {expected} bytes; run again")
+        os.replace(partial, target)
+    except urllib.error.URLError as err:
+        Path(partial).unlink(missing_ok=True)
+        raise OSError(f"{target}: could not download {url}: {getattr(err, 'reason', err)}") from None
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    if verbose > 0:
+        print("... done downloading pretrained model!")
+    return str(target)
