@@ -8,6 +8,18 @@ utils.box_refinement, utils.trim_zeros), which the tests hold them to.
 import tensorflow as tf
 
 
+def _as_computed(x):
+    """x, kept as it was computed inside a tf.function.
+
+    With static shapes, Grappler's arithmetic optimiser rewrites (y1 + 0.5 h) + dy h into another
+    order of operations (the same number in exact arithmetic, a few units of the last place apart
+    in float32). Matterport's graph (unknown shapes) is not rewritten, and one ulp matters: a box
+    ending exactly on the image's edge has ROIAlign's last sample fall on the map's last cell or
+    just beyond it (read as zero). An EnsureShape that checks nothing stops the rewrite.
+    """
+    return tf.ensure_shape(x, [None] * x.shape.rank)
+
+
 def apply_box_deltas_graph(boxes, deltas):
     """Move boxes (..., 4) by deltas (..., 4) [dy, dx, log dh, log dw] -> float32 boxes (..., 4).
 
@@ -17,12 +29,16 @@ def apply_box_deltas_graph(boxes, deltas):
     deltas = tf.cast(deltas, tf.float32)
     height = boxes[..., 2] - boxes[..., 0]
     width = boxes[..., 3] - boxes[..., 1]
-    centre_y = boxes[..., 0] + 0.5 * height + deltas[..., 0] * height
-    centre_x = boxes[..., 1] + 0.5 * width + deltas[..., 1] * width
+    centre_y = _as_computed(boxes[..., 0] + 0.5 * height) + deltas[..., 0] * height
+    centre_x = _as_computed(boxes[..., 1] + 0.5 * width) + deltas[..., 1] * width
     height = height * tf.exp(deltas[..., 2])
     width = width * tf.exp(deltas[..., 3])
-    return tf.stack([centre_y - 0.5 * height, centre_x - 0.5 * width,
-                     centre_y + 0.5 * height, centre_x + 0.5 * width], axis=-1)
+    # The far edges as the near edge plus the side, in this order, as Matterport: float32 rounding
+    # then gives its very boxes, and a box ending exactly on the window's edge is read the same way
+    # by ROIAlign (crop_and_resize samples beyond the map as zero).
+    y1 = centre_y - 0.5 * height
+    x1 = centre_x - 0.5 * width
+    return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1)
 
 
 def clip_boxes_graph(boxes, window):

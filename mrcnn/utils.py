@@ -298,8 +298,9 @@ def apply_box_deltas(boxes, deltas):
     centre_x = boxes[:, 1] + 0.5 * width + deltas[:, 1] * width
     height = height * np.exp(deltas[:, 2])
     width = width * np.exp(deltas[:, 3])
-    moved = np.stack([centre_y - 0.5 * height, centre_x - 0.5 * width,
-                      centre_y + 0.5 * height, centre_x + 0.5 * width], axis=1)
+    y1 = centre_y - 0.5 * height
+    x1 = centre_x - 0.5 * width
+    moved = np.stack([y1, x1, y1 + height, x1 + width], axis=1)      # as box_graph.apply_box_deltas_graph
     return moved.astype(np.float32)
 
 
