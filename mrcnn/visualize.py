@@ -15,23 +15,26 @@ import math
 import random
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import patches
+from matplotlib import lines, patches
 from skimage.measure import find_contours
+
+from mrcnn import utils
 
 LOSS_NAMES = ("loss", "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")
 
 
-def random_colors(n, bright=True, seed=None):
-    """`n` distinct RGB colours (tuples in [0, 1]): hues evenly spread round the HSV circle.
+def random_colors(N, bright=True, seed=None):
+    """`N` distinct RGB colours (tuples in [0, 1]): hues evenly spread round the HSV circle.
 
     They are shuffled so neighbouring instances get unlike colours; the same `seed` gives the
     same order, `seed=None` a different order each call (as Matterport).
     """
     brightness = 1.0 if bright else 0.7
-    colors = [colorsys.hsv_to_rgb(i / n, 1.0, brightness) for i in range(n)]
+    colors = [colorsys.hsv_to_rgb(i / N, 1.0, brightness) for i in range(N)]
     random.Random(seed).shuffle(colors)
     return colors
 
@@ -164,32 +167,137 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
         mask = masks[:, :, i]
         if show_mask:
             canvas = apply_mask(canvas, mask, color)
-        # Pad so masks touching the border still give closed outlines.
-        padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=np.uint8)
-        padded[1:-1, 1:-1] = mask
-        for contour in find_contours(padded, 0.5):
-            xy = np.fliplr(contour) - 1          # (row, col) -> (x, y), undo the padding
-            ax.add_patch(patches.Polygon(xy, facecolor="none", edgecolor=color))
+        _outline(ax, mask, color)
     ax.imshow(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
     return _finish(fig, show)
 
 
-def draw_boxes(image, boxes, captions=None, colors=None, title="", figsize=(8, 8), ax=None, show=False):
-    """Draw boxes [y1, x1, y2, x2] (pixels) and optional captions on an image."""
-    boxes = np.asarray(boxes).reshape(-1, 4)
-    if captions is not None and len(captions) != len(boxes):
-        raise ValueError(f"draw_boxes: {len(boxes)} boxes but {len(captions)} captions")
+def _outline(ax, mask, color):
+    """The outline of an (H, W) mask as polygons; padded so masks touching the border still close."""
+    padded = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=np.uint8)
+    padded[1:-1, 1:-1] = mask
+    for contour in find_contours(padded, 0.5):
+        xy = np.fliplr(contour) - 1          # (row, col) -> (x, y), undo the padding
+        ax.add_patch(patches.Polygon(xy, facecolor="none", edgecolor=color))
+
+
+def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None, visibilities=None, title="",
+               ax=None, colors=None, figsize=(8, 8), show=False):
+    """Boxes, refined boxes and masks on an image (Matterport's arguments, for anchors and ROIs).
+
+    boxes (N, 4) [y1, x1, y2, x2] pixels, dotted; refined_boxes (N, 4) solid, each joined to its
+    box by a line from corner to corner; masks (H, W, N) filled with outlines; captions (N
+    strings), on the refined box when there is one; visibilities (N,) of 0 (grey, no refined box),
+    1 (dotted) or 2 (solid). All-zero boxes are skipped. colors: one per box (default distinct ones).
+    """
+    if boxes is None and refined_boxes is None:
+        raise ValueError("draw_boxes: give boxes, refined_boxes or both")
+    boxes = None if boxes is None else np.asarray(boxes).reshape(-1, 4)
+    refined_boxes = None if refined_boxes is None else np.asarray(refined_boxes).reshape(-1, 4)
+    count = len(boxes) if boxes is not None else len(refined_boxes)
+    for what, values in (("refined_boxes", refined_boxes), ("captions", captions), ("visibilities", visibilities),
+                         ("masks", None if masks is None else np.asarray(masks).T)):
+        if values is not None and len(values) != count:
+            raise ValueError(f"draw_boxes: {count} boxes but {len(values)} {what}")
     fig, ax = _single_axes(ax, figsize)
-    colors = random_colors(len(boxes), seed=0) if colors is None else colors
-    ax.imshow(_as_display_image(image))
+    colors = random_colors(count, seed=0) if colors is None else colors
+    image = np.asarray(image)
+    margin = image.shape[0] // 10
+    ax.set_ylim(image.shape[0] + margin, -margin)
+    ax.set_xlim(-margin, image.shape[1] + margin)
     ax.axis("off")
     ax.set_title(title)
-    for i, (y1, x1, y2, x2) in enumerate(boxes):
-        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2,
-                                       edgecolor=colors[i], facecolor="none"))
-        if captions is not None:
-            ax.text(x1, y1 - 2, captions[i], color="w", size=9,
-                    bbox=dict(facecolor=colors[i], alpha=0.7, pad=1, linewidth=0))
+    canvas = _as_rgb_255(image)
+    for i in range(count):
+        visibility = 1 if visibilities is None else int(visibilities[i])
+        color = "gray" if visibility == 0 else colors[i]
+        style = "solid" if visibility == 2 else "dotted"
+        corner = caption_at = None
+        if boxes is not None:
+            if not np.any(boxes[i]):
+                continue
+            y1, x1, y2, x2 = boxes[i]
+            corner = caption_at = (x1, y1)
+            ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2, alpha=0.5 if visibility == 0 else 1,
+                                           linestyle=style, edgecolor=color, facecolor="none"))
+        if refined_boxes is not None and visibility > 0:
+            y1, x1, y2, x2 = refined_boxes[i].astype(np.int32)
+            caption_at = (x1, y1)
+            ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2, edgecolor=color,
+                                           facecolor="none"))
+            if corner is not None:
+                ax.add_line(lines.Line2D([corner[0], x1], [corner[1], y1], color=color))
+        if captions is not None and caption_at is not None:
+            ax.text(caption_at[0], caption_at[1], captions[i], size=11, verticalalignment="top", color="w",
+                    bbox={"facecolor": color, "alpha": 0.5, "pad": 2, "edgecolor": "none"})
+        if masks is not None:
+            mask = np.asarray(masks)[:, :, i].astype(bool)
+            canvas = apply_mask(canvas, mask, matplotlib.colors.to_rgb(color))
+            _outline(ax, mask, color)
+    ax.imshow(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
+    return _finish(fig, show)
+
+
+def draw_box(image, box, color):
+    """Draw a box [y1, x1, y2, x2] into the image array itself, 2 pixels wide, in `color` (RGB values).
+
+    Returns the same (modified) array, as Matterport's.
+    """
+    y1, x1, y2, x2 = (int(v) for v in box)
+    image[y1:y1 + 2, x1:x2] = color
+    image[y2:y2 + 2, x1:x2] = color
+    image[y1:y2, x1:x1 + 2] = color
+    image[y1:y2, x2:x2 + 2] = color
+    return image
+
+
+def draw_rois(image, rois, refined_rois, mask, class_ids, class_names, limit=10, figsize=(12, 12), ax=None,
+              show=False, seed=None):
+    """Up to `limit` ROIs (a random choice when there are more) with their refinements and masks.
+
+    rois, refined_rois (N, 4) pixels; mask (N, h, w) the mask head's soft mask of each ROI, or
+    (N, h, w, C) per class (the ROI's class is used); class_ids (N,), 0 for background ROIs (grey,
+    no refinement). Prints the counts of positive and negative ROIs and the positive ratio, as
+    Matterport's. seed: the random choice of ROIs (None: a new one each call).
+    """
+    rois = np.asarray(rois).reshape(-1, 4)
+    refined_rois = np.asarray(refined_rois).reshape(-1, 4)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    mask = np.asarray(mask)
+    if not len(rois) == len(refined_rois) == len(class_ids) == len(mask):
+        raise ValueError(f"draw_rois: {len(rois)} rois, {len(refined_rois)} refined_rois, {len(mask)} masks "
+                         f"and {len(class_ids)} class ids; they must match")
+    ids = np.arange(len(rois))
+    if len(ids) > limit:
+        ids = np.sort(np.random.default_rng(seed).choice(ids, limit, replace=False))
+    fig, ax = _single_axes(ax, figsize)
+    ax.set_title(f"Showing {len(ids)} random ROIs out of {len(rois)}" if len(rois) > limit else f"{len(ids)} ROIs")
+    image = np.asarray(image)
+    ax.set_ylim(image.shape[0] + 20, -20)
+    ax.set_xlim(-50, image.shape[1] + 20)
+    ax.axis("off")
+    canvas = _as_rgb_255(image)
+    colors = random_colors(max(len(ids), 1), seed=seed)
+    for color, i in zip(colors, ids):
+        class_id = int(class_ids[i])
+        y1, x1, y2, x2 = rois[i]
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2, linestyle="dashed",
+                                       edgecolor=color if class_id else "gray", facecolor="none"))
+        if not class_id:
+            continue
+        ry1, rx1, ry2, rx2 = refined_rois[i]
+        ax.add_patch(patches.Rectangle((rx1, ry1), rx2 - rx1, ry2 - ry1, linewidth=2, edgecolor=color,
+                                       facecolor="none"))
+        ax.add_line(lines.Line2D([x1, rx1], [y1, ry1], color=color))
+        ax.text(rx1, ry1 + 8, class_names[class_id], color="w", size=11,
+                bbox=dict(facecolor=color, alpha=0.6, pad=1, linewidth=0))
+        soft = mask[i][..., class_id] if mask.ndim == 4 else mask[i]
+        canvas = apply_mask(canvas, utils.unmold_mask(soft, rois[i][:4].astype(np.int32), image.shape), color)
+    ax.imshow(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
+    positives = int(np.sum(class_ids > 0))
+    print("Positive ROIs: ", positives)
+    print("Negative ROIs: ", int(np.sum(class_ids == 0)))
+    print("Positive Ratio: {:.2f}".format(positives / max(len(class_ids), 1)))
     return _finish(fig, show)
 
 
@@ -224,6 +332,44 @@ def display_top_masks(image, mask, class_ids, class_names, limit=4, ax=None, sho
     return _finish(fig, show)
 
 
+def display_differences(image, gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+                        class_names, title="", ax=None, show_mask=True, show_box=True, iou_threshold=0.5,
+                        score_threshold=0.5, figsize=(8, 8), show=False):
+    """Ground truth (green) and predictions (red) on one image; predictions captioned "score / IoU".
+
+    Predictions are matched to ground truth as utils.compute_matches does (the IoU shown is that
+    of the matched instance, else the best one). Predictions are drawn in score order.
+    """
+    gt_box = np.asarray(gt_box).reshape(-1, 4)
+    pred_box = np.asarray(pred_box).reshape(-1, 4)
+    pred_score = np.asarray(pred_score, dtype=np.float64).reshape(-1)
+    gt_class_id, pred_class_id = np.asarray(gt_class_id).reshape(-1), np.asarray(pred_class_id).reshape(-1)
+    gt_mask, pred_mask = np.asarray(gt_mask), np.asarray(pred_mask)
+    # compute_matches drops all-zero padding rows and sorts predictions by score: do the same here,
+    # so that its answers line up with the instances drawn.
+    gt_keep = np.any(gt_box != 0, axis=1)
+    pred_keep = np.flatnonzero(np.any(pred_box != 0, axis=1))
+    pred_keep = pred_keep[np.argsort(-pred_score[pred_keep], kind="stable")]
+    gt_box, gt_class_id, gt_mask = gt_box[gt_keep], gt_class_id[gt_keep], gt_mask[..., gt_keep]
+    pred_box, pred_class_id = pred_box[pred_keep], pred_class_id[pred_keep]
+    pred_score, pred_mask = pred_score[pred_keep], pred_mask[..., pred_keep]
+    gt_match, pred_match, overlaps = utils.compute_matches(
+        gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+        iou_threshold=iou_threshold, score_threshold=score_threshold)
+    colors = [(0, 1, 0, 0.8)] * len(gt_box) + [(1, 0, 0, 1)] * len(pred_box)
+    captions = [""] * len(gt_box)
+    for i in range(len(pred_box)):
+        iou = overlaps[i, pred_match[i]] if pred_match[i] > -1 else (overlaps[i].max() if overlaps.shape[1] else 0.0)
+        captions.append(f"{pred_score[i]:.2f} / {iou:.2f}")
+    return display_instances(
+        image, np.concatenate([gt_box, pred_box]), np.concatenate([gt_mask, pred_mask], axis=-1),
+        np.concatenate([gt_class_id, pred_class_id]).astype(np.int64), class_names,
+        np.concatenate([np.zeros(len(gt_box)), pred_score]),
+        title=title or "Ground Truth and Detections\n GT=green, pred=red, captions: score/IoU",
+        figsize=figsize, ax=ax, show_mask=show_mask, show_bbox=show_box, colors=colors, captions=captions,
+        show=show)
+
+
 def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolation=None, ax=None, show=False):
     """A grid of images with optional titles."""
     images = list(images)
@@ -239,6 +385,99 @@ def display_images(images, titles=None, cols=4, cmap=None, norm=None, interpolat
         if title:
             axis.set_title(title, fontsize=9)
     return _finish(fig, show)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+def plot_precision_recall(AP, precisions, recalls, ax=None, figsize=(6.4, 4.8), show=False):
+    """The precision-recall curve of compute_ap, titled with its AP (at IoU 0.5 in Matterport's use)."""
+    fig, ax = _single_axes(ax, figsize)
+    ax.set_title("Precision-Recall Curve. AP@50 = {:.3f}".format(AP))
+    ax.set_ylim(0, 1.1)
+    ax.set_xlim(0, 1.1)
+    ax.plot(recalls, precisions)
+    return _finish(fig, show)
+
+
+def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_names, threshold=0.5,
+                  ax=None, figsize=(12, 10), show=False):
+    """The IoU grid of predictions (rows) and ground truth (columns), as compute_ap's `overlaps`.
+
+    Each cell shows the IoU and, above `threshold`, "match" (same class) or "wrong". Rows are
+    labelled "class (score)", columns by class; class id 0 (padding) is left out of the labels.
+    """
+    gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
+    pred_class_ids = np.asarray(pred_class_ids).reshape(-1)
+    gt_class_ids = gt_class_ids[gt_class_ids != 0]
+    pred_class_ids = pred_class_ids[pred_class_ids != 0]
+    overlaps = np.asarray(overlaps, dtype=np.float64).reshape(len(pred_class_ids), len(gt_class_ids))
+    fig, ax = _single_axes(ax, figsize)
+    ax.imshow(overlaps, interpolation="nearest", cmap=plt.cm.Blues)
+    ax.set_yticks(np.arange(len(pred_class_ids)),
+                  ["{} ({:.2f})".format(class_names[int(c)], pred_scores[i]) for i, c in enumerate(pred_class_ids)])
+    ax.set_xticks(np.arange(len(gt_class_ids)), [class_names[int(c)] for c in gt_class_ids], rotation=90)
+    half = overlaps.max(initial=0.0) / 2.0
+    for i in range(overlaps.shape[0]):
+        for j in range(overlaps.shape[1]):
+            value = overlaps[i, j]
+            verdict = ("match" if gt_class_ids[j] == pred_class_ids[i] else "wrong") if value > threshold else ""
+            color = "white" if value > half else "black" if value > 0 else "grey"
+            ax.text(j, i, "{:.3f}\n{}".format(value, verdict), horizontalalignment="center",
+                    verticalalignment="center", fontsize=9, color=color)
+    fig.tight_layout()
+    ax.set_xlabel("Ground Truth")
+    ax.set_ylabel("Predictions")
+    return _finish(fig, show)
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+def table_html(table):
+    """The HTML display_table shows: one <tr> per row, each value str()'d in a <td>."""
+    rows = "".join("<tr>" + "".join("<td>{:40}</td>".format(str(value)) for value in row) + "</tr>"
+                   for row in table)
+    return "<table>" + rows + "</table>"
+
+
+def display_table(table):
+    """Show rows of values as an HTML table in a notebook (IPython), as plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(HTML(table_html(table)))
+        return
+    for row in table:
+        print("  ".join("{:40}".format(str(value)) for value in row).rstrip())
+
+
+def weight_stats_table(model):
+    """display_weight_stats' rows: [name, shape, min, max, std] per weight of model.get_trainable_layers().
+
+    A weight whose values are all equal gets a red "dead?" note (conv biases, which start at 0,
+    excepted), one beyond +-1000 an "Overflow?" note.
+    """
+    table = [["WEIGHT NAME", "SHAPE", "MIN", "MAX", "STD"]]
+    for layer in model.get_trainable_layers():
+        for index, weight in enumerate(layer.weights):
+            values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
+            alert = ""
+            conv_bias = type(layer).__name__ == "Conv2D" and index == 1
+            if values.min() == values.max() and not conv_bias:
+                alert += "<span style='color:red'>*** dead?</span>"
+            if np.abs(values.min()) > 1000 or np.abs(values.max()) > 1000:
+                alert += "<span style='color:red'>*** Overflow?</span>"
+            table.append([getattr(weight, "path", weight.name) + alert, str(values.shape),
+                          "{:+9.4f}".format(values.min()), "{:+10.4f}".format(values.max()),
+                          "{:+9.4f}".format(values.std())])
+    return table
+
+
+def display_weight_stats(model):
+    """A table of every weight of a MaskRCNN's layers: shape, min, max, std, and suspicious ones."""
+    display_table(weight_stats_table(model))
 
 
 # -- training curves ---------------------------------------------------------------------------

@@ -218,3 +218,57 @@ def run_job(site, job):
 if __name__ == "__main__":
     site, job_file = sys.argv[1], sys.argv[2]
     run_job(site, json.loads(Path(job_file).read_text()))
+
+
+def run_calls(site, calls_file, out_file):
+    """Job kind of tests/test_mrcnn_matterport_api.py: call Matterport's functions on given arguments.
+
+    calls_file: a pickle of a list of dicts {key, module ("model", "utils", "visualize"),
+    function, args, kwargs, seed}; an argument {"matterport_config": {...}} becomes Matterport's
+    Config with those values (make_config). Each call runs with numpy's and Python's random state
+    seeded and its printed text captured; writes a pickle {key: {"result", "stdout", "html", "figure"}}:
+    "html" the HTML given to IPython's display, "figure" the texts, tick labels, titles and line
+    data of the figure it drew (matplotlib's Agg backend).
+    """
+    import contextlib
+    import io
+    import pickle
+    import random
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    load_matterport(site)
+    import IPython.display
+    shown = []
+    IPython.display.display = lambda *objects, **_: shown.extend(getattr(o, "data", o) for o in objects)
+    results = {}
+    for call in pickle.loads(Path(calls_file).read_bytes()):
+        module = sys.modules[f"{PACKAGE}.{call['module']}"]
+        np.random.seed(call.get("seed", 0))
+        random.seed(call.get("seed", 0))
+        shown.clear()
+        printed = io.StringIO()
+        def resolved(value):
+            if isinstance(value, dict) and set(value) == {"matterport_config"}:
+                return make_config(sys.modules[f"{PACKAGE}.config"], value["matterport_config"])
+            return value
+
+        args = [resolved(value) for value in call.get("args", ())]
+        kwargs = {name: resolved(value) for name, value in call.get("kwargs", {}).items()}
+        with contextlib.redirect_stdout(printed):
+            result = getattr(module, call["function"])(*args, **kwargs)
+        figure = None
+        if plt.get_fignums():
+            axes = plt.gcf().axes
+            figure = {"titles": [ax.get_title() for ax in axes],
+                      "texts": [[t.get_text() for t in ax.texts] for ax in axes],
+                      "xticklabels": [[t.get_text() for t in ax.get_xticklabels()] for ax in axes],
+                      "yticklabels": [[t.get_text() for t in ax.get_yticklabels()] for ax in axes],
+                      "lines": [[np.asarray(line.get_xydata()) for line in ax.lines] for ax in axes]}
+            plt.close("all")
+        results[call["key"]] = {"result": result, "stdout": printed.getvalue(), "html": list(shown),
+                                "figure": figure}
+    Path(out_file).write_bytes(pickle.dumps(results))
