@@ -9,6 +9,7 @@ tests that need Matterport's source skip with the reason pip gave.
 import ast
 import inspect
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -197,7 +198,7 @@ def oracle(matterport_source, tmp_path_factory):
     (work / "calls.pkl").write_bytes(pickle.dumps(calls))
     script = ("import sys; sys.path.insert(0, sys.argv[1]); import matterport_worker as w; "
               "w.run_calls(sys.argv[2], sys.argv[3], sys.argv[4])")
-    env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
            "PYTHONPATH": str(TESTS.parent), "MPLBACKEND": "Agg"}
     done = subprocess.run([sys.executable, "-c", script, str(TESTS), str(site), str(work / "calls.pkl"),
                            str(work / "out.pkl")], capture_output=True, text=True, timeout=600, env=env, cwd=work)
