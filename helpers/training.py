@@ -35,6 +35,12 @@ TRAINING_TIME_FILE = "training_time.json"   # in the run folder: seconds trained
 MIN_STAGE_SECONDS = 1.0         # with less budget left than this a stage is skipped, not started for one step
 
 
+# Where the course departs from Matterport's defaults (mrcnn.Config keeps Matterport's, for its
+# weight files and tutorials): the box head's torchvision loss learnt faster on the learning bench
+# (docs/benchmarks.md), and mask targets and detect()'s masks on the boxes' pixel-centre grid.
+COURSE_ENGINE = {"MRCNN_BBOX_LOSS": "torchvision", "MASK_TARGET_SAMPLING": "corners"}
+
+
 def make_config(profile, name, class_names, inference=False, **overrides):
     """A Config subclass for `profile`, for the classes `class_names` (with or without "BG").
 
@@ -56,6 +62,7 @@ def make_config(profile, name, class_names, inference=False, **overrides):
         "VALIDATION_STEPS": profile.validation_steps,
         "LEARNING_RATE": profile.learning_rate,
         "KEEP_CHECKPOINTS": profile.keep_checkpoints,
+        **COURSE_ENGINE,
         **profile.engine,
     }
     if profile.mixed_precision:

@@ -96,12 +96,14 @@ class Config:
     RPN_BBOX_LOSS = "matterport"     # RPN box loss: "torchvision" (deltas in box units, smooth-L1 with beta
                                      # 1/9, summed over the positives, divided by the sampled anchors) or
                                      # "matterport" (deltas over RPN_BBOX_STD_DEV, beta 1, mean over positives)
-    MRCNN_BBOX_LOSS = "torchvision"  # box head loss: "torchvision" (smooth-L1 with beta 1/9, summed over the
-                                     # positives, divided by the sampled ROIs) or "matterport" (beta 1, mean
-                                     # over the positives); the first learnt faster on the learning bench
-    MASK_TARGET_SAMPLING = "corners"  # mask targets on the grid from the ROI's first to last pixel centre,
-                                      # as ROIAlign and unmold_mask; "matterport": mini masks sampled
-                                      # on their own grid, a little off (mrcnn/targets.py)
+    MRCNN_BBOX_LOSS = "matterport"   # box head loss: "matterport" (beta 1, mean over the positives) or
+                                     # "torchvision" (smooth-L1 with beta 1/9, summed over the positives,
+                                     # divided by the sampled ROIs), which learnt faster on the learning bench
+    MASK_TARGET_SAMPLING = "matterport"  # the grid between a box and its 28x28 mask, both ways: "matterport"
+                                      # (mini masks sampled on their own grid, a little off; detect() resizes
+                                      # each mask to its rounded box, as Matterport) or "corners" (from the
+                                      # box's first to last pixel centre, as ROIAlign "aligned" and
+                                      # utils.unmold_mask; detect() pastes masks at the unrounded box)
     ROI_ALIGN = "matterport"         # where ROIAlign reads each level's features: "matterport" (the normalised
                                      # box as it is: off by up to half a cell, more towards the image's
                                      # edges) or "aligned" (at the box's own pixel centres, the grid the mask

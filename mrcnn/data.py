@@ -523,7 +523,7 @@ def make_inference_inputs(images, config):
             image, min_dim=config.IMAGE_MIN_DIM, max_dim=max_dim, min_scale=config.IMAGE_MIN_SCALE, mode=mode)
         molded.append(meta.mold_image(resized, config))
         metas.append(meta.compose_image_meta(0, image.shape, resized.shape, window, scale,
-                                             np.ones(config.NUM_CLASSES, dtype=np.int32)))
+                                             np.zeros(config.NUM_CLASSES, dtype=np.int32)))   # as Matterport: unused in inference
         windows.append(window)
     shapes = sorted({m.shape for m in molded})
     if len(shapes) > 1:

@@ -48,8 +48,12 @@ def parse_image_meta_graph(meta):
 
 
 def mold_image(images, config):
-    """uint8 RGB -> float32 with the dataset mean subtracted (what the network sees)."""
-    return (images.astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float32)).astype(np.float32)
+    """uint8 RGB -> float32 with the dataset mean subtracted (what the network sees).
+
+    Subtracted in float64, then rounded once to float32: the numbers Matterport's network sees
+    (its float64 result, cast by Keras), not one unit of the last place off.
+    """
+    return (np.asarray(images).astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float64)).astype(np.float32)
 
 
 def unmold_image(normalized_images, config):

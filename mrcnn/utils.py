@@ -355,6 +355,17 @@ def _resize_array(array, height, width, smooth=True):
     return resized
 
 
+def _resize_bilinear(image, height, width):
+    """The image resized as Matterport resizes it, so that its weight files see what they were
+    trained on: scikit-image's bilinear `resize` with its defaults (a Gaussian blur against
+    aliasing when shrinking), values kept in the image's range, then cast back to the image's
+    dtype (numpy's cast: an integer image's values are truncated, not rounded).
+    """
+    import skimage.transform   # here: importing scikit-image costs ~0.5 s, and most uses never resize
+    resized = skimage.transform.resize(image, (height, width), order=1, mode="constant", preserve_range=True)
+    return resized.astype(image.dtype)
+
+
 def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square", rng=None):
     """Resize an (H, W, C) image for the network, keeping its aspect ratio and dtype.
 
@@ -396,7 +407,7 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if max_dim and mode in ("square", "pad64") and round(max(height, width) * scale) > max_dim:
         scale = max_dim / max(height, width)
     if scale != 1.0:
-        image = _resize_array(image, *_scaled_size(height, width, scale), smooth=True)
+        image = _resize_bilinear(image, *_scaled_size(height, width, scale))
     height, width = image.shape[:2]
 
     if mode == "crop":
@@ -476,6 +487,27 @@ def expand_mask(bbox, mini_mask, image_shape):
             continue
         patch = _resize_array(mini_mask[:, :, i].astype(np.float32), y2 - y1, x2 - x1) >= 0.5
         _paste(full[:, :, i], (y1, x1, y2, x2), patch)
+    return full
+
+
+def resize_mask_to_box(mask, bbox, image_shape, threshold=0.5):
+    """Matterport's way back from the mask head: the small float mask resized (scikit-image,
+    bilinear) to the whole-pixel box [y1, x1, y2, x2] (ends exclusive), >= threshold, pasted into
+    an (H, W) bool mask. detect() uses it with MASK_TARGET_SAMPLING "matterport", unmold_mask
+    with "corners".
+    """
+    import skimage.transform
+    y1, x1, y2, x2 = (int(v) for v in bbox)
+    height, width = (int(v) for v in image_shape[:2])
+    full = np.zeros((height, width), dtype=bool)
+    if y2 <= y1 or x2 <= x1:
+        return full
+    resized = skimage.transform.resize(np.asarray(mask, dtype=np.float32), (y2 - y1, x2 - x1), order=1,
+                                       mode="constant") >= threshold
+    top, left = max(y1, 0), max(x1, 0)
+    bottom, right = min(y2, height), min(x2, width)
+    if bottom > top and right > left:
+        full[top:bottom, left:right] = resized[top - y1:bottom - y1, left - x1:right - x1]
     return full
 
 

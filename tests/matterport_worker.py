@@ -169,6 +169,15 @@ def run_job(site, job):
     model = model_module.MaskRCNN(mode="inference", config=config, model_dir=job.get("model_dir", "."))
     if job.get("weights_in"):
         model.keras_model.load_weights(job["weights_in"], by_name=True)
+    for name, factor in job.get("scale_weights", {}).items():
+        # Random weights saturate the class softmax (every score 1.0: detections tie); a smaller
+        # classifier gives scores spread as a trained model's are.
+        layer = model.keras_model.get_layer(name)
+        layer.set_weights([w * factor for w in layer.get_weights()])
+    for name, shift in job.get("shift_bias", {}).items():
+        layer = model.keras_model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + shift])
     if job.get("weights_out"):
         model.keras_model.save_weights(job["weights_out"])
     out = {}
@@ -186,6 +195,7 @@ def run_job(site, job):
             molded, metas, windows = model.mold_inputs(chunk)
             anchors = np.broadcast_to(model.get_anchors(molded[0].shape), (batch,) + model.get_anchors(
                 molded[0].shape).shape)
+            out[f"anchors_{start}"] = model.get_anchors(molded[0].shape)
             for i in range(len(chunk)):
                 out[f"molded_{start + i}"] = molded[i]
                 out[f"meta_{start + i}"] = metas[i]

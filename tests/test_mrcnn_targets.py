@@ -246,7 +246,7 @@ def test_torchvision_sampling_fills_the_sample_with_negatives():
     with pytest.raises(ValueError, match="roi_sampling"):
         DetectionTargetLayer(config, roi_sampling="all")
     restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
-    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "corners"
+    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "matterport"   # the default
     assert restored.image_shape == [SIZE, SIZE] and restored.mask_targets == "binary"
     assert DetectionTargetLayer.from_config(
         DetectionTargetLayer(config, mask_targets="soft").get_config()).mask_targets == "soft"
