@@ -183,6 +183,7 @@ class Ours(Learner):
         for gpu in tf.config.list_physical_devices("GPU"):     # leave GPU memory to torch's process too
             tf.config.experimental.set_memory_growth(gpu, True)
         import keras
+        from helpers.training import COURSE_ENGINE
         from mrcnn.config import Config
         from mrcnn.data import make_training_dataset
         from mrcnn.model import MaskRCNN, MaskRCNNTrainer
@@ -199,7 +200,8 @@ class Ours(Learner):
             TRAIN_BN=True,                  # from scratch: no pretrained statistics to freeze
             BATCH_NORM_MOMENTUM=0.9,        # torch's BatchNorm momentum 0.1 = a 0.9 moving average
             LEARNING_RATE=args.lr, LEARNING_MOMENTUM=reference.MOMENTUM, WEIGHT_DECAY=reference.WEIGHT_DECAY,
-            GRADIENT_CLIP_NORM=reference.CLIP_NORM) | engine_overrides(args.engine))   # --engine wins
+            GRADIENT_CLIP_NORM=reference.CLIP_NORM) | COURSE_ENGINE     # the engine as the course runs it
+            | engine_overrides(args.engine))   # --engine wins
         model_dir = tempfile.gettempdir()     # nothing is written: no fit(), no checkpoints
         self.model = MaskRCNN("training", config, model_dir)
         self.detector = MaskRCNN("inference", config, model_dir)
