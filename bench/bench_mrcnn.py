@@ -18,14 +18,27 @@ detection counts, on toy shapes images (tests/shapes.py):
              the RSS of TensorFlow just imported estimates what the step needs (weights, optimiser
              slots, activations, gradients), an estimate and not a GPU measurement.
 
+Against Matterport's original (--against matterport): inference only, s/image of ours and of
+Matterport's own code (PyPI mrcnn==0.2 on tf-keras, installed into .cache/ and run in its own
+process by tests/matterport_reference.py) at each --sizes, with the same settings (Matterport's
+defaults, --backbone, default ResNet-101, 14 classes: ModaNet's 13 and the background, batch 1,
+square images of that side), the SAME weights (Matterport's process saves its random weights, ours
+loads that file by name) and the same toy shapes image. Each side: one detect() whose detections
+are kept, one more untimed, then --repeat timed; the median s/image of each and the ratio
+Matterport / ours (above 1: ours is faster). The two run one after the other, not interleaved;
+written to --out as JSON (default bench/results/matterport_<backbone>_<sizes>px.json). Exit 2,
+with pip's reason, when the reference cannot be installed.
+
 Speed measurements run on the CPU (CUDA_VISIBLE_DEVICES=-1 in their subprocesses), with
 --threads intra-op threads for TensorFlow and torch alike. torch/torchvision are the optional
 `bench` extra, imported only in their own subprocesses; without them only ours runs.
 
     .venv/bin/python bench/bench_mrcnn.py --threads 2
     .venv/bin/python bench/bench_mrcnn.py --quick --sizes 512 --skip-torch
+    .venv/bin/python bench/bench_mrcnn.py --against matterport --sizes 512 1024 --repeat 5
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -33,6 +46,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,6 +71,9 @@ GOAL_TRAINING_RATIO = 1.5
 GOAL_RSS_GB = 4.0
 GOAL_GPU_GB = 16.0               # Colab's T4
 RESULT_PREFIX = "BENCH_RESULT "
+MATTERPORT_CLASSES = 14        # ModaNet's 13 garments and the background
+MATTERPORT_BACKBONE = "resnet101"   # Matterport's default
+MATTERPORT_WARMUP = 1           # after the detect() that gives the detections: what its worker does
 TORCH_INSTALL = '.venv/bin/pip install -e ".[bench]"   (or: pip install torch==2.14.1 torchvision==0.29.1)'
 
 
@@ -219,6 +236,29 @@ def ours_big_training(warmup, repeat, threads):
                   extra={"gpu": False, "rss_after_import_bytes": _current_rss_bytes()})
 
 
+def matterport_settings(size, backbone):
+    """The Config values both engines get against Matterport: its defaults but for these."""
+    return dict(NAME="bench_matterport", NUM_CLASSES=MATTERPORT_CLASSES, BACKBONE=backbone,
+                IMAGE_MIN_DIM=size, IMAGE_MAX_DIM=size, GPU_COUNT=1, IMAGES_PER_GPU=1)
+
+
+def ours_with_matterport_weights(size, backbone, weights, repeat, threads):
+    """Our detect() with Matterport's settings and its weight file, timed as its worker times its own."""
+    tf = _tensorflow(threads)
+    import keras
+    from mrcnn.config import Config
+    from mrcnn.model import MaskRCNN
+    config = type("MatterportBenchConfig", (Config,), matterport_settings(size, backbone))()
+    model = MaskRCNN("inference", config, tempfile.gettempdir())
+    report = model.load_weights(weights, by_name=True)
+    image = _shapes_dataset(1, size).load_image(0)
+    detections = len(model.detect([image])[0]["class_ids"])
+    seconds = _timed_calls(lambda: model.detect([image]), MATTERPORT_WARMUP, repeat)
+    _emit({"seconds": seconds, "detections": detections, "weights": str(report).splitlines()[0],
+           "weights_whole": not (report.missing or report.unused or report.skipped),
+           "tensorflow": tf.__version__, "keras": keras.__version__})
+
+
 # -- torchvision ------------------------------------------------------------------------------
 
 def _torch(threads):
@@ -311,11 +351,12 @@ def torch_training(warmup, repeat, threads):
 
 # -- the parent: one subprocess per measurement, then the table -------------------------------
 
-def _run_worker(args, task, size=None, hide_gpu=True):
+def _run_worker(args, task, size=None, hide_gpu=True, extra=()):
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", task,
                "--threads", str(args.threads), "--warmup", str(args.warmup), "--repeat", str(args.repeat)]
     if size is not None:
         command += ["--size", str(size)]
+    command += list(extra)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     if hide_gpu:
         env["CUDA_VISIBLE_DEVICES"] = "-1"
@@ -375,6 +416,118 @@ def _big_training_line(big):
             f"(an estimate from the CPU, not a GPU measurement); one step {_median(big):.0f} s")
 
 
+@contextlib.contextmanager
+def _environment(**values):
+    """os.environ with `values` set for the block (Matterport's process inherits the environment)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _load():
+    one, five, fifteen = os.getloadavg()
+    return {"1min": round(one, 2), "5min": round(five, 2), "15min": round(fifteen, 2)}
+
+
+def _matterport_side(reference, started):
+    """Matterport's worker output (matterport_reference.run) as the bench's result dict."""
+    return {"seconds": [float(s) for s in reference["detect_seconds"]],
+            "detections": int(len(reference["detect_class_ids_0"])),
+            "peak_rss_bytes": int(reference["peak_rss_bytes"]),
+            "wall_seconds": time.perf_counter() - started}
+
+
+def matterport_comparison(size, ours, theirs):
+    """One size's entry: both sides' results, their median s/image and the ratio Matterport / ours."""
+    ours_s, theirs_s = _median(ours), _median(theirs)
+    ratio = theirs_s / ours_s if ours_s and theirs_s else None
+    return {"size": size, "ours": ours, "matterport": theirs, "ours_s_per_image": ours_s,
+            "matterport_s_per_image": theirs_s, "ratio_matterport_over_ours": ratio}
+
+
+def _matterport_line(entry):
+    def seconds(value):
+        return f"{value:10.3f}" if value else f"{'failed':>10}"
+
+    def pair(key, form="d", scale=None):
+        values = [entry[side][key] if entry[side] else None for side in ("ours", "matterport")]
+        return " / ".join("-" if v is None else format(v / scale if scale else v, form) for v in values)
+
+    ratio = entry["ratio_matterport_over_ours"]
+    return (f"{entry['size']:>5} px{seconds(entry['ours_s_per_image'])}{seconds(entry['matterport_s_per_image'])}"
+            f"{'-' if ratio is None else format(ratio, '.2f'):>9}   {pair('detections'):>9}   "
+            f"{pair('peak_rss_bytes', '.2f', 1e9)}")
+
+
+def against_matterport(args):
+    """--against matterport: Matterport's detect() and ours, same settings, weights and image; returns the exit code."""
+    sys.path.insert(0, str(REPO))
+    from helpers.io import write_json_atomic
+    from tests import matterport_reference
+    try:
+        matterport_reference.install()
+    except matterport_reference.ReferenceUnavailable as error:
+        print(f"Matterport's original cannot be installed here, nothing was timed: {error}")
+        return 2
+    backbone = args.backbone or MATTERPORT_BACKBONE
+    out = Path(args.out) if args.out else (
+        REPO / "bench" / "results" / f"matterport_{backbone}_{'_'.join(map(str, args.sizes))}px.json")
+    print(f"Mask R-CNN against Matterport's original ({matterport_reference.MATTERPORT} on "
+          f"{matterport_reference.tf_keras_requirement()}): {backbone}, random weights (the same file for both), "
+          f"{MATTERPORT_CLASSES} classes, batch 1, threads={args.threads}; each side one detect() for the "
+          f"detections, {MATTERPORT_WARMUP} more untimed, then the median of {args.repeat}; CPU")
+    saved = {"settings": {"against": "matterport", "backbone": backbone, "sizes": args.sizes,
+                          "classes": MATTERPORT_CLASSES, "batch": 1, "threads": args.threads,
+                          "warmup": MATTERPORT_WARMUP, "repeat": args.repeat, "image": "tests/shapes.py seed 0",
+                          "matterport": matterport_reference.MATTERPORT,
+                          "tf_keras": matterport_reference.tf_keras_requirement()},
+             "load_before": _load(), "results": [], "complete": False}
+    print(f"  load before: {saved['load_before']['1min']:.2f} {saved['load_before']['5min']:.2f} "
+          f"{saved['load_before']['15min']:.2f} (1/5/15 min)")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="bench_matterport_") as workdir:
+            weights = str(Path(workdir) / "matterport.h5")
+            job = dict(config=matterport_settings(size, backbone), seed=0, threads=args.threads,
+                       weights_out=weights, detect=True, time_repeats=args.repeat)
+            print(f"... matterport-inference {size} px", flush=True)
+            started = time.perf_counter()
+            try:
+                with _environment(CUDA_VISIBLE_DEVICES="-1"):
+                    reference = matterport_reference.run(job, workdir, [_shapes_dataset(1, size).load_image(0)],
+                                                         timeout=900 + 60 * args.repeat)
+                theirs = _matterport_side(reference, started)
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                print(f"    matterport-inference {size} px failed: {error}", flush=True)
+                theirs = None
+            ours = None
+            if theirs:          # without its weight file there is nothing the same to run
+                ours = _run_worker(args, "ours-matterport", size, extra=["--backbone", backbone, "--weights", weights])
+            if ours and not ours["weights_whole"]:
+                print(f"    warning: Matterport's weights did not load whole into ours: {ours['weights']}")
+        saved["results"].append(matterport_comparison(size, ours, theirs))
+        write_json_atomic(out, saved, indent=1)          # kept after every size
+    saved["load_after"] = _load()
+    saved["complete"] = True
+    write_json_atomic(out, saved, indent=1)
+
+    print(f"\n{'size':>8}{'ours':>10}{'Matterport':>11}{'ratio':>9}   detections   peak RSS GB")
+    for entry in saved["results"]:
+        print(_matterport_line(entry))
+    print("(median s/image; ratio = Matterport's / ours, above 1: ours is faster; "
+          "detections and peak RSS: ours / Matterport's)")
+    print(f"load after: {saved['load_after']['1min']:.2f} {saved['load_after']['5min']:.2f} "
+          f"{saved['load_after']['15min']:.2f} (1/5/15 min)")
+    print(f"written: {out}")
+    return 0 if all(entry["ratio_matterport_over_ours"] for entry in saved["results"]) else 1
+
+
 def _torch_available():
     return all(importlib.util.find_spec(name) is not None for name in ("torch", "torchvision"))
 
@@ -388,9 +541,20 @@ def main(argv=None):
     parser.add_argument("--skip-torch", action="store_true", help="ours only, no torchvision reference")
     parser.add_argument("--skip-training", action="store_true", help="inference and memory only")
     parser.add_argument("--quick", action="store_true", help="fewer calls: 1 warm-up, 2 timed")
+    parser.add_argument("--against", choices=("torch", "matterport"), default="torch",
+                        help="the reference: torchvision (default), or Matterport's original (inference only)")
+    parser.add_argument("--backbone", choices=("resnet50", "resnet101"),
+                        help=f"against matterport only (default {MATTERPORT_BACKBONE}); torchvision's is ResNet-50")
+    parser.add_argument("--out", help="against matterport: the JSON result (default bench/results/matterport_...json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.worker and args.against == "torch" and (args.backbone or args.out):
+        parser.error("--backbone and --out go with --against matterport (torchvision's model is ResNet-50)")
+    if not args.worker and args.against == "matterport" and args.warmup is not None:
+        parser.error(f"--warmup: against Matterport both sides warm up as its worker does "
+                     f"(one detect() for the detections, {MATTERPORT_WARMUP} more untimed)")
     if args.repeat is None:
         args.repeat = 2 if args.quick else 5
     if args.warmup is None:
@@ -409,9 +573,13 @@ def main(argv=None):
                                                    args.threads),
             "torch-training": lambda: torch_training(args.warmup, args.repeat, args.threads),
             "ours-big-training": lambda: ours_big_training(args.warmup, args.repeat, args.threads),
+            "ours-matterport": lambda: ours_with_matterport_weights(args.size, args.backbone, args.weights,
+                                                                    args.repeat, args.threads),
         }
         workers[args.worker]()
         return 0
+    if args.against == "matterport":
+        return against_matterport(args)
 
     with_torch = not args.skip_torch and _torch_available()
     if not args.skip_torch and not with_torch:

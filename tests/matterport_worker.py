@@ -162,6 +162,9 @@ def run_job(site, job):
     import numpy as np
     import tensorflow as tf
 
+    if job.get("threads"):      # bench/bench_mrcnn.py --threads: the same thread pools as ours gets
+        tf.config.threading.set_intra_op_parallelism_threads(int(job["threads"]))
+        tf.config.threading.set_inter_op_parallelism_threads(int(job["threads"]))
     model_module = load_matterport(site)
     import tf_keras
     config = make_config(sys.modules[f"{PACKAGE}.config"], job["config"])
@@ -220,6 +223,8 @@ def run_job(site, job):
                 model.detect(chunk, verbose=0)
                 seconds.append(time.perf_counter() - began)
             out["detect_seconds"] = np.asarray(seconds)
+            import resource             # this process's peak resident memory (Linux reports KiB)
+            out["peak_rss_bytes"] = np.asarray(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     if job.get("out"):
         np.savez(job["out"], **out)
     print(json.dumps({"ok": True, "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__}))
@@ -281,4 +286,55 @@ def run_calls(site, calls_file, out_file):
             plt.close("all")
         results[call["key"]] = {"result": result, "stdout": printed.getvalue(), "html": list(shown),
                                 "figure": figure}
+    Path(out_file).write_bytes(pickle.dumps(results))
+
+
+def run_training_graph(site, job_file, out_file):
+    """Job kind of tests/test_matterport_losses.py: Matterport's training network on one batch.
+
+    job_file: a pickle of a dict {config (Matterport's Config values), seed, weights_in,
+    scale_weights {layer: factor}, shift_bias {layer: shift}, weights_out, batch, layers}.
+    Builds MaskRCNN(mode="training") with tf-keras' random initialisation (seeded), loads
+    weights_in by name, scales/shifts the named layers, saves the weights to weights_out
+    (Keras 2's save_weights: the layout of every Matterport .h5); then, when `batch` is given
+    (a dict of arrays named as the network's inputs: input_image, input_image_meta,
+    input_rpn_match, input_rpn_bbox, input_gt_class_ids, input_gt_boxes, input_gt_masks), runs
+    the network once on it and writes a pickle {layer name: [its output arrays]} for `layers`
+    (e.g. the loss layers "rpn_class_loss" ... "mrcnn_mask_loss", "ROI", "proposal_targets").
+    The network is called directly rather than with predict(): the loss layers give scalars,
+    which predict() cannot stack over batches.
+    """
+    import pickle
+
+    import numpy as np
+
+    model_module = load_matterport(site)
+    import tf_keras
+    job = pickle.loads(Path(job_file).read_bytes())
+    config = make_config(sys.modules[f"{PACKAGE}.config"], job["config"])
+    tf_keras.utils.set_random_seed(int(job.get("seed", 0)))
+    model = model_module.MaskRCNN(mode="training", config=config, model_dir=str(Path(out_file).parent))
+    keras_model = model.keras_model
+    if job.get("weights_in"):
+        keras_model.load_weights(job["weights_in"], by_name=True)
+    for name, factor in job.get("scale_weights", {}).items():
+        layer = keras_model.get_layer(name)
+        layer.set_weights([w * factor for w in layer.get_weights()])
+    for name, shift in job.get("shift_bias", {}).items():
+        layer = keras_model.get_layer(name)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + shift])
+    if job.get("weights_out"):
+        keras_model.save_weights(job["weights_out"])
+    results = {}
+    if job.get("batch") is not None:
+        names = list(job["layers"])
+        outputs = [keras_model.get_layer(name).output for name in names]
+        counts = [len(o) if isinstance(o, (list, tuple)) else 1 for o in outputs]
+        flat = [t for o in outputs for t in (o if isinstance(o, (list, tuple)) else [o])]
+        probe = tf_keras.Model(keras_model.inputs, flat)
+        inputs = [job["batch"][tensor.name.split(":")[0]] for tensor in keras_model.inputs]
+        values = [np.asarray(v) for v in probe(inputs, training=False)]
+        for name, count in zip(names, counts):
+            results[name], values = values[:count], values[count:]
     Path(out_file).write_bytes(pickle.dumps(results))

@@ -258,3 +258,53 @@ def test_current_rss_is_positive_and_below_the_peak():
     if now is None:
         pytest.skip("no /proc on this system")
     assert 0 < now <= bench_mrcnn._peak_rss_bytes() * 1.01
+
+
+def test_against_matterport_exits_2_with_the_reason_when_the_reference_cannot_be_installed(monkeypatch, capsys,
+                                                                                          tmp_path):
+    from tests import matterport_reference
+
+    def unavailable(cache=None):
+        raise matterport_reference.ReferenceUnavailable("pip install mrcnn==0.2 failed: no index")
+
+    monkeypatch.setattr(matterport_reference, "install", unavailable)
+    out = tmp_path / "result.json"
+    assert bench_mrcnn.main(["--against", "matterport", "--sizes", "64", "--out", str(out)]) == 2
+    assert "no index" in capsys.readouterr().out
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["--backbone", "resnet101"], ["--out", "x.json"],
+                                  ["--against", "matterport", "--warmup", "3"], ["--against", "keras"]])
+def test_options_of_the_other_reference_are_refused(argv, capsys):
+    with pytest.raises(SystemExit):
+        bench_mrcnn.main(argv)
+    assert "error" in capsys.readouterr().err
+
+
+def test_against_matterport_times_both_with_the_same_weights(tmp_path):
+    """The bench's smallest run (64 px, ResNet-50, 1 timed call a side): what it prints and writes, not its speed."""
+    import subprocess
+    from tests import matterport_reference
+    try:
+        matterport_reference.install()
+    except matterport_reference.ReferenceUnavailable as error:
+        pytest.skip(f"Matterport's reference is not available: {error}")
+    out = tmp_path / "against.json"
+    done = subprocess.run([sys.executable, str(Path(bench_mrcnn.__file__)), "--against", "matterport", "--sizes", "64",
+                           "--backbone", "resnet50", "--repeat", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    saved = json.loads(out.read_text())
+    assert saved["complete"] is True and saved["settings"]["backbone"] == "resnet50"
+    (entry,) = saved["results"]
+    assert entry["size"] == 64
+    assert entry["ours"]["weights_whole"] is True, entry["ours"]["weights"]
+    for side, key in (("ours", "ours_s_per_image"), ("matterport", "matterport_s_per_image")):
+        assert len(entry[side]["seconds"]) == 1 and entry[key] == entry[side]["seconds"][0] > 0
+    assert entry["ratio_matterport_over_ours"] == pytest.approx(entry["matterport_s_per_image"] /
+                                                                entry["ours_s_per_image"])
+    # The same weights and image: both keep the same number of detections.
+    assert entry["ours"]["detections"] == entry["matterport"]["detections"]
+    row = next(line for line in done.stdout.splitlines() if line.strip().startswith("64 px"))
+    assert f"{entry['ratio_matterport_over_ours']:.2f}" in row and f"{entry['ours_s_per_image']:.3f}" in row
