@@ -463,7 +463,14 @@ def _matterport_line(entry):
     ratio = entry["ratio_matterport_over_ours"]
     return (f"{entry['size']:>5} px{seconds(entry['ours_s_per_image'])}{seconds(entry['matterport_s_per_image'])}"
             f"{'-' if ratio is None else format(ratio, '.2f'):>9}   {pair('detections'):>9}   "
-            f"{pair('peak_rss_bytes', '.2f', 1e9)}")
+            f"{pair('peak_rss_bytes', '.2f', 1e9):>11}   {_load_span(entry['ours'])} / {_load_span(entry['matterport'])}")
+
+
+def _load_span(side):
+    """The 1-minute load average before and after a side ran ("-" when it did not)."""
+    if not side or "load_before" not in side:
+        return "-"
+    return f"{side['load_before']['1min']:.1f}-{side['load_after']['1min']:.1f}"
 
 
 def against_matterport(args):
@@ -497,31 +504,34 @@ def against_matterport(args):
             job = dict(config=matterport_settings(size, backbone), seed=0, threads=args.threads,
                        weights_out=weights, detect=True, time_repeats=args.repeat)
             print(f"... matterport-inference {size} px", flush=True)
-            started = time.perf_counter()
+            started, load = time.perf_counter(), _load()
             try:
                 with _environment(CUDA_VISIBLE_DEVICES="-1"):
                     reference = matterport_reference.run(job, workdir, [_shapes_dataset(1, size).load_image(0)],
                                                          timeout=900 + 60 * args.repeat)
-                theirs = _matterport_side(reference, started)
+                theirs = dict(_matterport_side(reference, started), load_before=load, load_after=_load())
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 print(f"    matterport-inference {size} px failed: {error}", flush=True)
                 theirs = None
             ours = None
             if theirs:          # without its weight file there is nothing the same to run
+                load = _load()
                 ours = _run_worker(args, "ours-matterport", size, extra=["--backbone", backbone, "--weights", weights])
-            if ours and not ours["weights_whole"]:
-                print(f"    warning: Matterport's weights did not load whole into ours: {ours['weights']}")
+            if ours:            # the machine's load while each side ran: the two are not interleaved
+                ours.update(load_before=load, load_after=_load())
+                if not ours["weights_whole"]:
+                    print(f"    warning: Matterport's weights did not load whole into ours: {ours['weights']}")
         saved["results"].append(matterport_comparison(size, ours, theirs))
         write_json_atomic(out, saved, indent=1)          # kept after every size
     saved["load_after"] = _load()
     saved["complete"] = True
     write_json_atomic(out, saved, indent=1)
 
-    print(f"\n{'size':>8}{'ours':>10}{'Matterport':>11}{'ratio':>9}   detections   peak RSS GB")
+    print(f"\n{'size':>8}{'ours':>10}{'Matterport':>11}{'ratio':>9}   detections   peak RSS GB   load while run")
     for entry in saved["results"]:
         print(_matterport_line(entry))
     print("(median s/image; ratio = Matterport's / ours, above 1: ours is faster; "
-          "detections and peak RSS: ours / Matterport's)")
+          "detections, peak RSS and the 1-minute load average before-after each side: ours / Matterport's)")
     print(f"load after: {saved['load_after']['1min']:.2f} {saved['load_after']['5min']:.2f} "
           f"{saved['load_after']['15min']:.2f} (1/5/15 min)")
     print(f"written: {out}")
