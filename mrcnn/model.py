@@ -87,11 +87,18 @@ class ConstantAnchors(keras.layers.Layer):
 
 
 class NormaliseBoxes(keras.layers.Layer):
-    """Pixel gt boxes -> normalised boxes, for the image size of the batch."""
+    """Pixel gt boxes -> normalised boxes, for the image size of the batch; zero padding stays zero.
+
+    Normalising alone would move an all-zero padding row to (0, 0, -1/(H-1), -1/(W-1)): not zero,
+    so it would join the proposals (AppendBoxes) as a degenerate negative ROI, one per padding
+    row, instead of being dropped by the detection-target layer.
+    """
 
     def call(self, inputs):
         boxes, image = inputs
-        return norm_boxes_graph(boxes, tf.shape(image)[1:3])
+        normalised = norm_boxes_graph(boxes, tf.shape(image)[1:3])
+        padding = tf.reduce_all(tf.equal(boxes, 0), axis=-1, keepdims=True)
+        return tf.where(padding, tf.zeros_like(normalised), normalised)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]

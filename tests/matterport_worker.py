@@ -289,11 +289,27 @@ def run_calls(site, calls_file, out_file):
     Path(out_file).write_bytes(pickle.dumps(results))
 
 
+# Matterport's training network (build(mode="training")) on TensorFlow 2, for run_training_graph only:
+# lambdas that read a tensor from outside their inputs, which Keras 2's functional models on TF 2
+# cannot trace. Each does what Matterport's line does: the image's shape comes in as an input,
+# and the anchors (a numpy array) are bound when the lambda is made rather than looked up later,
+# when `anchors` names the layer's output (a constant rather than the tf.Variable "hack" it needed).
+TRAINING_SOURCE_FIXES = (
+    ("model", "gt_boxes = KL.Lambda(lambda x: norm_boxes_graph(\n"
+              "                x, K.shape(input_image)[1:3]))(input_gt_boxes)",
+     "gt_boxes = KL.Lambda(lambda x: norm_boxes_graph(\n"
+     "                x[0], K.shape(x[1])[1:3]))([input_gt_boxes, input_image])"),
+    ("model", "anchors = KL.Lambda(lambda x: tf.Variable(anchors), name=\"anchors\")(input_image)",
+     "anchors = KL.Lambda(lambda x, a=anchors: tf.constant(a), name=\"anchors\")(input_image)"),
+)
+
+
 def run_training_graph(site, job_file, out_file):
     """Job kind of tests/test_matterport_losses.py: Matterport's training network on one batch.
 
     job_file: a pickle of a dict {config (Matterport's Config values), seed, weights_in,
-    scale_weights {layer: factor}, shift_bias {layer: shift}, weights_out, batch, layers}.
+    scale_weights {layer: factor}, shift_bias {layer: shift} (a nested model's layer as
+    "rpn_model/rpn_bbox_pred"), weights_out, batch, layers}.
     Builds MaskRCNN(mode="training") with tf-keras' random initialisation (seeded), loads
     weights_in by name, scales/shifts the named layers, saves the weights to weights_out
     (Keras 2's save_weights: the layout of every Matterport .h5); then, when `batch` is given
@@ -308,6 +324,8 @@ def run_training_graph(site, job_file, out_file):
 
     import numpy as np
 
+    global SOURCE_FIXES
+    SOURCE_FIXES = SOURCE_FIXES + TRAINING_SOURCE_FIXES        # this process only: it loads Matterport once
     model_module = load_matterport(site)
     import tf_keras
     job = pickle.loads(Path(job_file).read_bytes())
@@ -317,11 +335,18 @@ def run_training_graph(site, job_file, out_file):
     keras_model = model.keras_model
     if job.get("weights_in"):
         keras_model.load_weights(job["weights_in"], by_name=True)
+
+    def layer_at(path):                 # "rpn_model/rpn_bbox_pred": a layer of a nested model
+        layer = keras_model
+        for name in path.split("/"):
+            layer = layer.get_layer(name)
+        return layer
+
     for name, factor in job.get("scale_weights", {}).items():
-        layer = keras_model.get_layer(name)
+        layer = layer_at(name)
         layer.set_weights([w * factor for w in layer.get_weights()])
     for name, shift in job.get("shift_bias", {}).items():
-        layer = keras_model.get_layer(name)
+        layer = layer_at(name)
         kernel, bias = layer.get_weights()
         layer.set_weights([kernel, bias + shift])
     if job.get("weights_out"):
