@@ -14,6 +14,7 @@ load by name). Training wraps it in a small keras.Model whose train_step compute
 five losses (rpn_class_loss, rpn_bbox_loss, mrcnn_class_loss, mrcnn_bbox_loss, mrcnn_mask_loss)
 from the network's outputs and the batch; Keras prints them and their val_ twins.
 """
+import collections
 import datetime
 import logging
 import os
@@ -478,6 +479,21 @@ def _tensorboard_callback(log_dir):
 
 # -- the public class -----------------------------------------------------------------------
 
+def _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window):
+    """unmold_detections as Matterport's: boxes rounded to whole pixels of the original image (through
+    normalised window coordinates), each mask resized to its rounded box (utils.resize_mask_to_box)."""
+    window = utils.norm_boxes(np.asarray(window, dtype=np.float64), image_shape[:2]).astype(np.float64)
+    window_size = np.tile(window[2:] - window[:2], 2)
+    on_window = (np.asarray(boxes, dtype=np.float64) - np.tile(window[:2], 2)) / window_size
+    boxes = utils.denorm_boxes(on_window, original_image_shape[:2])
+    nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+    boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
+    height, width = original_image_shape[:2]
+    full = [utils.resize_mask_to_box(m, b, original_image_shape) for m, b in zip(masks, boxes)]
+    full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
+    return boxes, class_ids, scores, full_masks
+
+
 class MaskRCNN:
     """Mask R-CNN with Matterport's interface; see the module docstring."""
 
@@ -494,6 +510,7 @@ class MaskRCNN:
         with self.strategy.scope():
             self.keras_model = build_network(mode, config)
         self._anchor_cache = {}
+        self._graph_probes = {}              # run_graph's models, by their outputs
 
     # -- runs and checkpoints ---------------------------------------------------------------
     def set_log_dir(self, model_path=None):
@@ -679,6 +696,23 @@ class MaskRCNN:
             self._anchor_cache[key] = utils.norm_boxes(get_anchors(self.config, image_shape), key)
         return self._anchor_cache[key]
 
+    def mold_inputs(self, images):
+        """Resize and normalise a list of (H, W, 3) uint8 images as the network takes them.
+
+        Returns (molded_images (N, H', W', 3) float32, image_metas (N, IMAGE_META_SIZE),
+        windows (N, 4) int32: where each image lies inside its molded one), as Matterport's.
+        """
+        return make_inference_inputs(images, self.config)
+
+    def _inference_inputs(self, molded_images, image_metas):
+        """The three inputs of the inference network: images, metas and anchors for the batch."""
+        if self.mode != "inference":
+            raise RuntimeError("Create the model with mode='inference' to detect or run its graph.")
+        molded_images = np.asarray(molded_images, dtype=np.float32)
+        anchors = self.get_anchors(molded_images.shape[1:])
+        return [molded_images, np.asarray(image_metas, dtype=np.float32),
+                np.broadcast_to(anchors, (len(molded_images),) + anchors.shape)]
+
     def detect(self, images, verbose=0):
         """Detect instances in a list of RGB uint8 images (any number; batched by BATCH_SIZE).
 
@@ -693,17 +727,76 @@ class MaskRCNN:
         for start in range(0, len(images), batch):
             chunk = images[start:start + batch]
             padded = chunk + [chunk[-1]] * (batch - len(chunk))
-            molded, metas, windows = make_inference_inputs(padded, self.config)
-            anchors = np.broadcast_to(self.get_anchors(molded.shape[1:]), (batch,) + self.get_anchors(
-                molded.shape[1:]).shape)
+            molded, metas, windows = self.mold_inputs(padded)
             if verbose:
-                logger.info("detect: %d images molded to %s", len(chunk), molded.shape)
-            detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch([molded, metas, anchors])
+                log(f"Processing {len(chunk)} images")
+                for image in chunk:
+                    log("image", image)
+                log("molded_images", molded)
+                log("image_metas", metas)
+            detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch(
+                self._inference_inputs(molded, metas))
             for i, image in enumerate(chunk):
                 rois, class_ids, scores, masks = self.unmold_detections(
                     np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), image.shape, molded[i].shape, windows[i])
                 results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
         return results
+
+    def detect_molded(self, molded_images, image_metas, verbose=0):
+        """detect() for images already molded (mold_inputs, or load_image_gt's with mold_image).
+
+        Boxes and masks are in the molded image's pixels (its window is the whole image), as
+        Matterport's. Any number of images, batched by BATCH_SIZE.
+        """
+        molded_images, image_metas = np.asarray(molded_images), np.asarray(image_metas)
+        if molded_images.ndim != 4 or len(image_metas) != len(molded_images):
+            raise ValueError(f"detect_molded: need molded images (N, H, W, C) and N image metas, got "
+                             f"{molded_images.shape} and {image_metas.shape}")
+        if verbose:
+            log(f"Processing {len(molded_images)} images")
+        batch = int(self.config.BATCH_SIZE)
+        results = []
+        for start in range(0, len(molded_images), batch):
+            chunk, metas = molded_images[start:start + batch], image_metas[start:start + batch]
+            missing = batch - len(chunk)
+            if missing:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], missing, axis=0)])
+                metas = np.concatenate([metas, np.repeat(metas[-1:], missing, axis=0)])
+            detections, _, _, mrcnn_mask, _, _, _ = self.keras_model.predict_on_batch(
+                self._inference_inputs(chunk, metas))
+            for i in range(batch - missing):
+                shape = chunk[i].shape
+                rois, class_ids, scores, masks = self.unmold_detections(
+                    np.asarray(detections[i]), np.asarray(mrcnn_mask[i]), shape, shape, [0, 0, shape[0], shape[1]])
+                results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
+        return results
+
+    def run_graph(self, images, outputs, image_metas=None):
+        """Run part of the inference graph: the values of the named tensors, for inspection.
+
+        outputs: a list of (name, tensor) with tensors of keras_model, e.g.
+        ("proposals", model.keras_model.get_layer("ROI").output). images: a list of images (molded
+        here), or with image_metas, already molded images. Returns an OrderedDict name -> array
+        and logs each one's shape and range, as Matterport's.
+        """
+        outputs = collections.OrderedDict(outputs)
+        for name, tensor in outputs.items():
+            if tensor is None:
+                raise ValueError(f"run_graph: output {name!r} is None (a layer name that is not in the model?)")
+        if image_metas is None:
+            molded_images, image_metas, _ = self.mold_inputs(images)
+        else:
+            molded_images = images
+        key = tuple(id(t) for t in outputs.values())
+        probe = self._graph_probes.get(key)
+        if probe is None:
+            probe = self._graph_probes[key] = keras.Model(self.keras_model.inputs, list(outputs.values()))
+        values = probe.predict_on_batch(self._inference_inputs(molded_images, image_metas))
+        values = values if isinstance(values, (list, tuple)) else [values]
+        result = collections.OrderedDict((name, np.asarray(v)) for name, v in zip(outputs, values))
+        for name, value in result.items():
+            log(name, value)
+        return result
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
         """One image's detection rows and masks -> boxes, class ids, scores, full-size masks."""
@@ -714,6 +807,8 @@ class MaskRCNN:
         scores = detections[:, 5].astype(np.float32)
         masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
 
+        if self.config.MASK_TARGET_SAMPLING == "matterport":
+            return _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window)
         # From normalised coordinates of the molded image to pixel edges of the original image:
         # the molded image is the original scaled into `window`, so edges map linearly.
         edges = utils.molded_to_original_edges(boxes, image_shape, window, original_image_shape)
