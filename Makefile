@@ -18,7 +18,8 @@ COLAB_PYTHON ?= $(firstword $(foreach p,python3.13 $(wildcard $(HOME)/.pyenv/ver
 COLAB_VENV   := .venv-colab
 COLAB_STAMP  := $(COLAB_VENV)/.installed
 COLAB_DATA   := $(CURDIR)/runs/test-colab-data
-# 00-01 only (install cell, data): 02-07 run in make test, and CI must stay well inside its 90 minutes
+# 00-01 only (install cell, data): 02-07 run in make test, and CI must stay well inside its 90 minutes;
+# for the same reason test_mrcnn_learns (13 min of training: the engine's steps are tested on these versions anyway)
 COLAB_NOTEBOOKS := $(sort $(wildcard notebooks/0[0-1]_*.ipynb))
 
 .PHONY: demo test test-colab install lab bench-data clean
@@ -50,7 +51,7 @@ $(COLAB_STAMP): pyproject.toml .ci/colab-versions.txt
 test-colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c 'import sys, tensorflow as tf, keras, numpy; print("Colab set:", sys.version.split()[0], "TensorFlow", tf.__version__, "Keras", keras.__version__, "numpy", numpy.__version__)'
 	rm -rf $(COLAB_DATA)
-	MODANET_PROFILE=smoke MODANET_DATA=$(COLAB_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(COLAB_VENV)/bin/python -m pytest tests/test_mrcnn_*.py $(COLAB_NOTEBOOKS) --nbval-lax -p no:cacheprovider --durations=25
+	MODANET_PROFILE=smoke MODANET_DATA=$(COLAB_DATA) TF_CPP_MIN_LOG_LEVEL=2 $(COLAB_VENV)/bin/python -m pytest tests/test_mrcnn_*.py --ignore=tests/test_mrcnn_learns.py $(COLAB_NOTEBOOKS) --nbval-lax -p no:cacheprovider --durations=25
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
