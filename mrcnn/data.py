@@ -409,7 +409,7 @@ class _TrainingExampleLoader:
                 rpn_bbox.astype(np.float32),
                 _pad_rows(class_ids.astype(np.int32), limit),
                 _pad_rows(boxes.astype(np.float32), limit),
-                _pad_rows(masks.astype(bool), limit, axis=2))
+                _pad_rows(masks.astype(np.uint8), limit, axis=2))      # 0/1: see _output_signature
 
     def _note_skip(self, image_id):
         """Remember images with no instances at all; log every skipped image once."""
@@ -442,15 +442,41 @@ def _output_signature(config, batch_size):
         "input_rpn_bbox": ((batch_size, int(config.RPN_TRAIN_ANCHORS_PER_IMAGE), 4), tf.float32),
         "input_gt_class_ids": ((batch_size, limit), tf.int32),
         "input_gt_boxes": ((batch_size, limit, 4), tf.float32),
-        "input_gt_masks": ((batch_size,) + mask_hw + (limit,), tf.bool),
+        # 0/1 uint8, not bool: under a tf.distribute strategy Keras' fit() averages the first
+        # batch's per-replica parts to learn the input shapes, and a bool tensor cannot be
+        # added (AddN). The network's bool input casts it back.
+        "input_gt_masks": ((batch_size,) + mask_hw + (limit,), tf.uint8),
     }
+
+
+def _positions(count, shuffle, repeat, seed):
+    """Image positions 0..count-1, epoch after epoch when `repeat`, each epoch in its own order when `shuffle`.
+
+    With a seed, epoch e's order is a stateless shuffle keyed by (seed, e), so the stream is the
+    same however many times the dataset is iterated. Why: a seeded Dataset.shuffle reshuffles at
+    every new iterator from a state that earlier iterators moved on, and Keras' fit() under a
+    tf.distribute strategy iterates the dataset once (to build the model) before it trains: the
+    first step then saw another batch than on one device, and not always the same one.
+    """
+    positions = tf.data.Dataset.range(count)
+    if shuffle and seed is None:
+        positions = positions.shuffle(count, reshuffle_each_iteration=True)
+    elif shuffle:
+        key = tf.constant(int(seed) & 0xFFFFFFFF, tf.int64)
+        epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+        return epochs.flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=tf.stack([key, epoch]))))
+    return positions.repeat() if repeat else positions
 
 
 def make_training_dataset(dataset, config, shuffle=True, augmentation=None, batch_size=None, seed=None,
                           repeat=True, num_parallel_calls=tf.data.AUTOTUNE):
     """A tf.data.Dataset of training batches: dicts keyed by the training model's input names.
 
-    Pipeline: image positions 0..N-1 (reshuffled every epoch with `seed` when `shuffle`),
+    The batches are config.BATCH_SIZE images: the global batch, which a distribution strategy
+    splits into IMAGES_PER_GPU per replica. input_gt_masks is 0/1 uint8 (see _output_signature).
+
+    Pipeline: image positions 0..N-1 (reshuffled every epoch when `shuffle`, from `seed` and the epoch: _positions),
     repeated forever when `repeat`, loaded in parallel threads by load_image_gt +
     build_rpn_targets (behind tf.numpy_function), batched with drop_remainder=True and
     prefetched. Batches keep their order (deterministic map), and with a `seed` every random
@@ -481,11 +507,7 @@ def make_training_dataset(dataset, config, shuffle=True, augmentation=None, batc
         return {name: tf.ensure_shape(tensor, signature[name][0][1:])
                 for name, tensor in zip(TRAINING_INPUT_NAMES, outputs)}
 
-    positions = tf.data.Dataset.range(dataset.num_images)
-    if shuffle:
-        positions = positions.shuffle(dataset.num_images, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        positions = positions.repeat()
+    positions = _positions(dataset.num_images, shuffle, repeat, seed)
     pipeline = (positions.enumerate()
                 .map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
                 .batch(batch_size, drop_remainder=True)

@@ -2,7 +2,9 @@
 
 Each returns a float32 scalar: the mean over whatever contributes (anchors, ROIs, mask
 pixels), 0.0 when nothing contributes (an image without positives), and never NaN, so they
-can be summed in a custom train_step. Names and arguments follow Matterport.
+can be summed in a custom train_step. Names and arguments follow Matterport. Inside a
+replica of a distribution strategy the mean's divisor is counted over the global batch, so
+each replica returns its share of the global batch's loss (see _ratio).
 
 Box losses use smooth-L1 (Fast R-CNN): quadratic below a difference of beta, linear above.
 Matterport's form (beta 1, the mean over every coordinate of every contributing box) is the default
@@ -26,10 +28,28 @@ def smooth_l1(y_true, y_pred, beta=1.0):
     return tf.where(difference < beta, 0.5 * tf.square(difference) / beta, difference - 0.5 * beta)
 
 
+def _ratio(total, count):
+    """total / count (0.0 when count is 0), count taken over the whole global batch.
+
+    Under a tf.distribute strategy with several replicas (GPU_COUNT > 1) each replica holds
+    IMAGES_PER_GPU images of the batch, and its positives, sampled ROIs... differ in number
+    from the other replicas'. `count` is then summed over the replicas, so that each replica's
+    value is its share of the loss of the global batch: the shares add up to the loss of that
+    batch on one device, and so do the gradients, which the optimizer sums over the replicas.
+    (Each replica's own mean, averaged over the replicas, would weigh an image with one
+    positive like one with twenty.) Without a strategy, or with one replica, it is the plain ratio.
+    """
+    count = tf.cast(count, tf.float32)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    return tf.math.divide_no_nan(tf.cast(total, tf.float32), count)
+
+
 def _mean_or_zero(values):
-    """Mean of all elements of `values`, 0.0 when there are none."""
+    """Mean of all elements of `values`, 0.0 when there are none (over the global batch: _ratio)."""
     values = tf.cast(values, tf.float32)
-    return tf.math.divide_no_nan(tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32))
+    return _ratio(tf.reduce_sum(values), tf.size(values))
 
 
 def _real_rows(rois):
@@ -86,8 +106,7 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="matterpo
         raise ValueError(f'rpn_bbox_loss_graph: form must be "matterport" or "torchvision", not {form!r}')
     std_dev = tf.constant(config.RPN_BBOX_STD_DEV, tf.float32)
     sampled = tf.reduce_sum(tf.cast(tf.not_equal(match, 0), tf.float32))
-    return tf.math.divide_no_nan(tf.reduce_sum(smooth_l1(targets * std_dev, predicted * std_dev, 1.0 / 9.0)),
-                                 sampled)
+    return _ratio(tf.reduce_sum(smooth_l1(targets * std_dev, predicted * std_dev, 1.0 / 9.0)), sampled)
 
 
 def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids, rois=None):
@@ -108,7 +127,7 @@ def mrcnn_class_loss_graph(target_class_ids, pred_class_logits, active_class_ids
     if rois is not None:
         weights = weights * _real_rows(rois)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_class_ids, logits=logits)
-    return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+    return _ratio(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
 
 
 def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, beta=1.0):
@@ -126,7 +145,7 @@ def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, b
     per_coordinate = smooth_l1(tf.boolean_mask(target_bbox, positive), tf.boolean_mask(predicted, positive), beta)
     if rois is None:
         return _mean_or_zero(per_coordinate)
-    return tf.math.divide_no_nan(tf.reduce_sum(per_coordinate), tf.reduce_sum(_real_rows(rois)))
+    return _ratio(tf.reduce_sum(per_coordinate), tf.reduce_sum(_real_rows(rois)))
 
 
 def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):

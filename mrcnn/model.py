@@ -350,6 +350,12 @@ class MaskRCNNTrainer(keras.Model):
     optimizer divides the gradients back, skips a step whose gradients are not all finite
     (halving the scale) and doubles the scale after a run of good steps. The wrapped optimizer
     clips (clipnorm) the gradients after they are divided back, so the norm is the true one.
+
+    Under a strategy with several replicas (GPU_COUNT > 1) each replica gets IMAGES_PER_GPU images
+    of the global batch; its losses are its shares of the global batch's losses (mrcnn.losses),
+    the metrics report their sum, and the gradients are summed before they are clipped
+    (_clipped_over_replicas): one step is the step one device would take on the whole batch.
+    Keras' fit() under a strategy builds from a first batch: see _maybe_symbolic_build.
     """
 
     def __init__(self, network, config, **kwargs):
@@ -361,6 +367,24 @@ class MaskRCNNTrainer(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' fit/evaluate under a strategy build the model from a first batch that Keras
+        averages over the replicas (strategy.reduce "MEAN"), which MultiWorkerMirroredStrategy
+        cannot do for a dict of tensors ("Attempt to convert a value ({'input_image': PerReplica
+        ..."). Only the batch's shapes and dtypes matter: this hands Keras the first local
+        replica's part instead. (A private Keras method, 3.13-3.15: were it renamed, this would
+        simply not be called, and one machine's MirroredStrategy would still work.)
+        """
+        if iterator is not None and self._distribute_strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = next(batches)
+                break
+            data_batch = tf.nest.map_structure(
+                lambda value: (self.distribute_strategy.experimental_local_results(value)[0]
+                               if isinstance(value, tf.distribute.DistributedValues) else value), data_batch)
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compile(self, optimizer="rmsprop", **kwargs):
         """keras.Model.compile; under MIXED_PRECISION with the optimizer in a LossScaleOptimizer."""
@@ -384,10 +408,51 @@ class MaskRCNNTrainer(keras.Model):
         return total, parts
 
     def _report(self, total, parts):
-        self.trackers["loss"].update_state(total)
-        for name, value in parts.items():
+        values = {"loss": total, **parts}
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Each replica holds its share of every loss (mrcnn.losses._ratio); the loss of the
+            # global batch is their sum, and every replica reports that.
+            values = dict(zip(values, context.all_reduce(tf.distribute.ReduceOp.SUM, list(values.values()))))
+        for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if getattr(self.distribute_strategy.extended, "_in_multi_worker_mode", lambda: False)():
+            # On several machines Keras' fit averages each log with strategy.reduce("MEAN", log,
+            # axis=0), which fails on a scalar (tensorflow/tensorflow#72388): give it that axis.
+            logs = {name: value[None] for name, value in logs.items()}
+        return logs
+
+    def _clipped_over_replicas(self, gradients):
+        """Under several replicas: the global batch's gradients, clipped here, divided by the replicas.
+
+        Why: Keras' optimizer clips each replica's gradients (each tensor's norm, clipnorm) and
+        only then sums them over the replicas, so with two replicas a tensor could move up to
+        twice as far as GRADIENT_CLIP_NORM allows, and not as far as on one device. Here every
+        replica first sums the replicas' gradients (those of the global batch: the losses are
+        shares of its loss), clips that sum as the optimizer would, and hands the optimizer 1/R
+        of it: the optimizer's own clipping then changes nothing and its sum gives the clipped
+        sum back. Gradients are still in loss-scale units (MIXED_PRECISION): the limit is too.
+        One replica, or no clipping: the gradients as they are.
+        """
+        context = tf.distribute.get_replica_context()
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        clipping = optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue
+        if context is None or context.num_replicas_in_sync == 1 or not clipping:
+            return gradients
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in present])
+        scale = self.optimizer.scale_loss(tf.constant(1.0))      # 1 without loss scaling
+        if optimizer.clipnorm:
+            summed = [tf.clip_by_norm(g, optimizer.clipnorm * scale) for g in summed]
+        elif optimizer.global_clipnorm:
+            summed = tf.clip_by_global_norm(summed, optimizer.global_clipnorm * scale)[0]
+        else:
+            summed = [tf.clip_by_value(g, -optimizer.clipvalue * scale, optimizer.clipvalue * scale) for g in summed]
+        gradients = list(gradients)
+        for i, g in zip(present, summed):
+            gradients[i] = g / context.num_replicas_in_sync
+        return gradients
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -396,7 +461,7 @@ class MaskRCNNTrainer(keras.Model):
             # unchanged): apply_gradients divides the gradients back.
             scaled = self.optimizer.scale_loss(total)
         variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
+        gradients = self._clipped_over_replicas(tape.gradient(scaled, variables))
         self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
         return self._report(total, parts)
 
@@ -479,6 +544,28 @@ def _tensorboard_callback(log_dir):
 
 # -- the public class -----------------------------------------------------------------------
 
+def distribution_strategy(config):
+    """The tf.distribute strategy for config.GPU_COUNT: TensorFlow's default one for 1; for more,
+    MirroredStrategy over the first GPU_COUNT GPUs, or, on a machine without GPUs, over the first
+    GPU_COUNT logical CPU devices (tf.config.set_logical_device_configuration, set before TensorFlow
+    starts: a rehearsal or test of multi-GPU training on a CPU).
+
+    Why the devices are named: MirroredStrategy() alone takes every GPU (else every logical CPU
+    device), whatever GPU_COUNT says, and splits the batch of IMAGES_PER_GPU * GPU_COUNT images
+    over all of them. Fewer devices than GPU_COUNT: ValueError saying what there is.
+    """
+    count = int(config.GPU_COUNT)
+    if count == 1:
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    if len(devices) < count:
+        found = f"{len(gpus)} GPU(s)" if gpus else f"no GPU and {len(devices)} logical CPU device(s)"
+        raise ValueError(f"GPU_COUNT is {count} but TensorFlow sees {found}: set GPU_COUNT to at most "
+                         f"{len(devices)} (and IMAGES_PER_GPU so that BATCH_SIZE stays what you want)")
+    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices[:count]])
+
+
 def _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window):
     """unmold_detections as Matterport's: boxes rounded to whole pixels of the original image (through
     normalised window coordinates), each mask resized to its rounded box (utils.resize_mask_to_box)."""
@@ -497,7 +584,11 @@ def _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape,
 class MaskRCNN:
     """Mask R-CNN with Matterport's interface; see the module docstring."""
 
-    def __init__(self, mode, config, model_dir):
+    def __init__(self, mode, config, model_dir, strategy=None):
+        """strategy: a tf.distribute strategy to build and train under (e.g. MultiWorkerMirroredStrategy
+        for several machines, docs/multi_gpu.md); its replicas must number config.GPU_COUNT.
+        None: distribution_strategy(config), i.e. MirroredStrategy over GPU_COUNT devices when > 1.
+        """
         if mode not in ("training", "inference"):
             raise ValueError(f"mode must be 'training' or 'inference', not {mode!r}")
         self.mode = mode
@@ -505,8 +596,11 @@ class MaskRCNN:
         self.model_dir = str(model_dir)
         self.epoch = 0
         self.set_log_dir()
-        self.strategy = (tf.distribute.MirroredStrategy() if int(config.GPU_COUNT) > 1
-                         else tf.distribute.get_strategy())
+        self.strategy = distribution_strategy(config) if strategy is None else strategy
+        if self.strategy.num_replicas_in_sync != int(config.GPU_COUNT):
+            raise ValueError(f"MaskRCNN: the strategy has {self.strategy.num_replicas_in_sync} replicas but GPU_COUNT "
+                             f"is {config.GPU_COUNT}; set GPU_COUNT to the replicas (BATCH_SIZE = IMAGES_PER_GPU * "
+                             "GPU_COUNT is the global batch they share)")
         with self.strategy.scope():
             self.keras_model = build_network(mode, config)
         self._anchor_cache = {}

@@ -307,7 +307,7 @@ def test_training_dataset_yields_the_model_inputs():
         "input_rpn_bbox": ((2, 32, 4), np.float32),
         "input_gt_class_ids": ((2, 4), np.int32),
         "input_gt_boxes": ((2, 4, 4), np.float32),
-        "input_gt_masks": ((2, 24, 24, 4), np.bool_),
+        "input_gt_masks": ((2, 24, 24, 4), np.uint8),      # 0/1: a strategy cannot add bools
     }
     for batch in batches:
         assert set(batch) == set(expected)
