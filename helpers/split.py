@@ -9,7 +9,6 @@ classes such as scarf/tie reach every split.
     python -m helpers.split -s 0.80 -t 0.10 IN.json TRAIN.json VAL.json TEST.json
 """
 import argparse
-import contextlib
 import copy
 import math
 import numbers
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, atomic_write, dumps, read_json
+from helpers.io import (DataError, atomic_write_many, describe_os_error, dumps, read_json,
+                        remove_temp_files_on_signals, same_file)
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -309,7 +309,9 @@ class SplitResult:
                            skipped_orphans=self.skipped_orphans, notes=notes)
 
     def write(self, train_path, val_path, test_path=None):
-        """Write the splits as JSON, all or nothing (temp files renamed at the end).
+        """Write the splits as JSON, all or nothing: every file is written and synced to a temp
+        file first, then all are renamed (`helpers.io.atomic_write_many`, whose docstring says
+        what the rename phase can and cannot guarantee). On an error the old files stay.
 
         `test_path` is required exactly when there is a test split. Returns the paths.
         """
@@ -322,23 +324,23 @@ class SplitResult:
             raise ValueError(f"no test split (test fraction 0), but a test_path was given: "
                              f"{test_path}")
         check_output_paths(targets.values())
-        with contextlib.ExitStack() as stack:
-            for name, path in targets.items():
-                f = stack.enter_context(atomic_write(path, "wb"))
-                f.write(dumps(self.splits[name]))
+        with atomic_write_many(targets.values(), "wb") as files:
+            for f, name in zip(files, targets):
+                f.write(dumps(self.splits[name]))      # one split's JSON in memory at a time
         return list(targets.values())
 
 
 def check_output_paths(paths, input_path=None):
-    """A ValueError when two outputs are the same file, or one is the input file."""
-    seen = {}
-    if input_path is not None:
-        seen[Path(input_path).resolve()] = "the input file"
+    """A ValueError when two outputs are the same file, or one is the input file (after
+    resolving symlinks; hard links too, for files that exist), or an output is a folder."""
+    seen = [] if input_path is None else [(input_path, "the input file")]
     for path in paths:
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            raise ValueError(f"{path}: output path is also {seen[resolved]}")
-        seen[resolved] = "another output"
+        if Path(path).is_dir():
+            raise ValueError(f"{path}: output path is a folder; give a file name")
+        for other, what in seen:
+            if same_file(path, other):
+                raise ValueError(f"{path}: output path is also {what}")
+        seen.append((path, "another output"))
 
 
 def _subset_image_ids(split, limit, rng):
@@ -508,8 +510,10 @@ def main(argv=None):
                             having_annotations=args.having_annotations,
                             stratify=not args.no_stratify, progress=not args.quiet)
         written = result.write(*outputs)
-    except (ValueError, OSError) as err:  # DataError is a ValueError
+    except ValueError as err:  # DataError is a ValueError
         parser.exit(2, f"{parser.prog}: error: {err}\n")
+    except OSError as err:     # unreadable input, output folder not writable, disk full
+        parser.exit(2, f"{parser.prog}: error: {describe_os_error(err)}\n")
     print(result.table())
     for name, path in zip(result.splits, written):
         print(f"wrote {name}: {path}")
@@ -517,4 +521,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())
