@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from helpers.io import DataError, read_json
 from helpers.modanet import class_slug
+from helpers.repair import repair_coco
 from helpers.via import read_via
 from mrcnn.utils import Dataset, read_image_rgb
 
@@ -114,6 +115,7 @@ class _AnnotatedDataset(Dataset):
         super().__init__(class_map)
         self.skipped = Counter()
         self._empty_mask_keys = set()
+        self.repairs = []   # a helpers.repair.RepairSummary per repaired load_coco
 
     # -- loading --------------------------------------------------------------------------
     def load_image(self, image_id):
@@ -192,6 +194,12 @@ class _AnnotatedDataset(Dataset):
                 lines.append(f"    {reason:<{reason_width}}  {count}{note}")
         else:
             lines.append("  skipped: nothing")
+        for report in self.repairs:
+            lines.append(f"  repaired on loading (helpers.repair): {report.short()}")
+            changes = report.class_changes()
+            if changes:
+                lines.append("    instances per class: " + ", ".join(
+                    f"{name} {before} -> {after}" for name, (before, after) in changes.items()))
         return "\n".join(lines)
 
 
@@ -199,12 +207,19 @@ class _AnnotatedDataset(Dataset):
 class CocoDataset(_AnnotatedDataset):
     """Images and instance masks from a COCO file in ModaNet's form."""
 
-    def load_coco(self, annotations, images_dir, class_names=None, source="modanet", progress=True):
+    def load_coco(self, annotations, images_dir, class_names=None, source="modanet", progress=True,
+                  repair=True):
         """Add the classes and images of a COCO file (path or dict); images live in `images_dir`.
 
         `class_names` keeps only those categories, in that order (internal ids 1..n follow
         it); annotations of other categories are skipped and counted. Crowd annotations,
         unusable segmentations and unknown ids are skipped and counted too.
+
+        `repair` (default True) first applies `helpers.repair.repair_coco`, so ModaNet's exact
+        duplicate annotations do not come back from `load_mask` as two instances and the boxes
+        match the polygons; a dict gives its options (e.g. {"split_shoes": True}). Areas are
+        not recomputed unless asked ({"recompute_area": True}): nothing here reads them.
+        The counts go into `self.repairs` and `summary()`. repair=False loads the file as it is.
         """
         data, where = _read_input(annotations, "COCO annotation file")
         if not isinstance(data, dict):
@@ -218,6 +233,10 @@ class CocoDataset(_AnnotatedDataset):
             self._register_class(source, category_id, names_by_id[category_id])
 
         images = self._read_images(data["images"], where)
+        if repair:
+            data, report = repair_coco(data, **{"recompute_area": False,
+                                                **(repair if isinstance(repair, dict) else {})})
+            self.repairs.append(report)
         kept = {image_id: [] for image_id in images}
         for annotation in tqdm(data["annotations"], desc="COCO annotations", disable=not progress):
             reason = self._annotation_problem(annotation, names_by_id, selected, images)

@@ -199,7 +199,7 @@ def _side(value):
 
 
 def _plain(value):
-    """A numpy float as an int when it is whole (ModaNet's boxes are ints), else a float."""
+    """A float as an int when it is whole (ModaNet's boxes are ints), else the float."""
     value = float(value)
     return int(value) if value.is_integer() else value
 
@@ -207,7 +207,7 @@ def _plain(value):
 def _box_of(extent, size):
     """[x, y, w, h] of an extent [x0, y0, x1, y1], clipped to the image when its size is known
     (the box of what can be drawn: what pycocotools' toBbox gives within a pixel)."""
-    x0, y0, x1, y1 = (float(v) for v in extent)
+    x0, y0, x1, y1 = extent
     width, height = size
     if width is not None:
         x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
@@ -222,7 +222,7 @@ def _canvas(extent, size):
     width, height = size
     x0, y0, x1, y1 = extent
     if width is None:   # unknown size: a canvas that holds every point
-        width, height = int(np.ceil(x1)) + 1, int(np.ceil(y1)) + 1
+        width, height = math.ceil(x1) + 1, math.ceil(y1) + 1
         if x0 < 0 or y0 < 0:
             return None
     if not (0 < width <= MAX_IMAGE_SIDE and 0 < height <= MAX_IMAGE_SIDE):
@@ -358,10 +358,11 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
     summary.class_counts_in = _class_counts(annotations, names)
 
     kept = _drop_duplicates(annotations, names, summary, drop_duplicates)
-    out = [dict(ann) if isinstance(ann, dict) else ann for ann in kept]
+    changing = fix_boxes or recompute_area or split_shoes    # else a check: nothing to copy
+    out = [dict(ann) if changing and isinstance(ann, dict) else ann for ann in kept]
 
-    # one numpy pass for every polygon's box
-    measurable, polygons = [], []
+    # one numpy pass for every polygon's box, then each annotation's extent
+    measurable, polygons, counts = [], [], []
     for index, ann in enumerate(out):
         if not isinstance(ann, dict):
             continue
@@ -369,35 +370,43 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
         if parts is None:
             summary.not_checked += 1
             continue
-        measurable.append((index, len(parts)))
+        measurable.append(index)
+        counts.append(len(parts))
         polygons += parts
     boxes = part_boxes(polygons)
+    first = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    if len(counts):
+        finite = np.logical_and.reduceat(np.isfinite(boxes).all(axis=1), first).tolist()
+        extents = np.stack([np.minimum.reduceat(boxes[:, 0], first), np.minimum.reduceat(boxes[:, 1], first),
+                            np.maximum.reduceat(boxes[:, 2], first), np.maximum.reduceat(boxes[:, 3], first)],
+                           axis=1).tolist()
+    first = first.tolist()
 
-    by_image, position = {}, 0     # image key -> [(index, parts, extent, canvas)]
-    for index, n_parts in measurable:
-        ann, own = out[index], boxes[position:position + n_parts]
-        parts = polygons[position:position + n_parts]
-        position += n_parts
-        extent = [own[:, 0].min(), own[:, 1].min(), own[:, 2].max(), own[:, 3].max()]
+    by_image = {}     # image key -> [(index, parts, part boxes, size, canvas)]
+    for number, index in enumerate(measurable):
+        ann, start, n_parts = out[index], first[number], counts[number]
         try:
             size = sizes.get(ann.get("image_id"), (None, None))
         except TypeError:
             size = (None, None)
-        canvas = _canvas(extent, size) if np.isfinite(own).all() else None
+        extent = extents[number]
+        canvas = _canvas(extent, size) if finite[number] else None
         if canvas is None:
             summary.not_checked += 1
             continue
-        box = _box_of(extent, size)
-        given = ann.get("bbox")
+        box, given = _box_of(extent, size), ann.get("bbox")
+        own = boxes[start:start + n_parts]
         if not _valid_box(given) or _disagrees(given, box, tolerance):
             one_part = n_parts > 1 and _valid_box(given) and any(
-                not _disagrees(given, _box_of(b, size), tolerance) for b in own)
+                not _disagrees(given, _box_of(b, size), tolerance) for b in own.tolist())
             summary.boxes_one_part_only += one_part
             what = "one part's box" if one_part else f"box {given} vs polygons {box}"
             summary.note("boxes_disagreeing", ann, what)
             if fix_boxes:
                 ann["bbox"] = box
-        by_image.setdefault(str(ann.get("image_id")), []).append((index, parts, own, size, canvas))
+        by_image.setdefault(str(ann.get("image_id")), []).append(
+            (index, polygons[start:start + n_parts], own, size, canvas))
 
     for items in tqdm(by_image.values(), desc="repair: areas", unit="img",
                       disable=not (progress and recompute_area)):
