@@ -1,7 +1,10 @@
 """Tests for helpers.split: a by-image, reproducible, stratified COCO split that writes all or nothing."""
+import errno
 import json
 import math
+import os
 import random
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -259,6 +262,48 @@ def test_write_round_trip_and_all_or_nothing(tmp_path):
         two_way.write(tmp_path / "x.json", tmp_path / "y.json", tmp_path / "z.json")
 
 
+def test_full_disk_on_the_last_file_leaves_the_old_set_byte_for_byte(tmp_path, monkeypatch):
+    """A split's files belong together: an error syncing one of them (a full disk shows at
+    flush or fsync) must not leave train from the old run beside val / test from the new one."""
+    outs = [tmp_path / f"{n}.json" for n in ("train", "val", "test")]
+    split_coco(common_set(60), 0.8, 0.1, seed=1, progress=False).write(*outs)
+    before = {path: path.read_bytes() for path in outs}
+    new = split_coco(common_set(60), 0.8, 0.1, seed=2, progress=False)
+    assert json.loads(before[outs[1]]) != new.splits["val"]
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync_failing_on_the_last_file(fd):
+        synced.append(fd)
+        if len(synced) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync_failing_on_the_last_file)
+    with pytest.raises(OSError, match="No space left"):
+        new.write(*outs)
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in outs} == before
+    assert sorted(tmp_path.iterdir()) == sorted(outs)
+
+
+def test_a_rename_failing_mid_way_puts_the_renamed_splits_back(tmp_path, monkeypatch):
+    outs = [tmp_path / f"{n}.json" for n in ("train", "val", "test")]
+    split_coco(common_set(60), 0.8, 0.1, seed=1, progress=False).write(*outs)
+    before = {path: path.read_bytes() for path in outs}
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(".tmp") and Path(dst) == outs[2]:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="nothing written"):
+        split_coco(common_set(60), 0.8, 0.1, seed=2, progress=False).write(*outs)
+    monkeypatch.undo()
+    assert {path: path.read_bytes() for path in outs} == before
+    assert sorted(tmp_path.iterdir()) == sorted(outs)
+
+
 def test_table_shows_counts_per_split_and_class():
     result = split_coco(common_set(100), 0.8, 0.1, progress=False)
     table = result.table()
@@ -323,6 +368,70 @@ def test_cli_bad_input_one_line_error_exit_2_nothing_written(tmp_path, args, pro
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0] and problem in lines[0], done.stderr
+    assert list(out.iterdir()) == []
+
+
+def one_line_error(done):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_cli_output_a_folder_or_under_a_file_is_one_line_exit_2(tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(common_set(30)))
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    assert "folder" in one_line_error(run_cli("-s", "0.8", source, tmp_path / "t.json", folder))
+    assert "Not a directory" in one_line_error(
+        run_cli("-s", "0.8", source, tmp_path / "t.json", blocker / "val.json"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "folder.json", "in.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_cli_unwritable_folder_is_one_line_exit_2(tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(common_set(30)))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        line = one_line_error(run_cli("-s", "0.8", source, locked / "t.json", locked / "v.json"))
+    finally:
+        locked.chmod(0o700)
+    assert "Permission denied" in line and list(locked.iterdir()) == []
+
+
+def test_cli_refuses_an_output_that_is_a_hard_link_to_the_input(tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(common_set(30)))
+    before = source.read_bytes()
+    os.link(source, tmp_path / "link.json")
+    line = one_line_error(run_cli("-s", "0.8", source, tmp_path / "t.json", tmp_path / "link.json"))
+    assert "input file" in line and source.read_bytes() == before
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_signalled_mid_write_leaves_no_temp_file(tmp_path, signum):
+    """tests/slow_write_driver.py runs the command line as a script and waits inside the first
+    fsync, so the signal arrives while the temp files exist."""
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(common_set(30)))
+    out = tmp_path / "out"
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "slow_write_driver.py"), "helpers.split", "--quiet",
+         "-s", "0.8", "-t", "0.1", str(source), *(str(out / f"{n}.json") for n in ("tr", "va", "te"))],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "READY"
+    assert len(list(out.iterdir())) == 3            # the three temp files
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signum and "Traceback" not in stderr
     assert list(out.iterdir()) == []
 
 
