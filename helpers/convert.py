@@ -23,7 +23,11 @@ polygons. It re-uses a carried "bbox"/"area" unless a part was repaired or dropp
 Bad annotations never stop a run: each is repaired or skipped and counted in the returned
 `ConversionSummary` (print it in a notebook; its `problems` lists the first few cases).
 
-Command line (prints the summary; a bad input file is a one-line error and exit code 2):
+With `images_dir` (`--images`), an image whose file name would leave that folder ('../x.jpg', an
+absolute path) is skipped and counted, never read (`helpers.io.name_leaves_folder`).
+
+Command line (prints the summary; a bad input file, an unwritable output or an OUT that is IN is
+a one-line error and exit code 2; SIGTERM / Ctrl-C leave no temp file):
     python -m helpers.convert coco-to-via IN OUT [--images DIR]
     python -m helpers.convert via-to-coco IN OUT --categories COCO_JSON_OR_NAMES [--images DIR]
 """
@@ -39,7 +43,8 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, loads, paused_gc, read_json, write_json_atomic
+from helpers.io import (DataError, describe_os_error, loads, name_leaves_folder, paused_gc, read_json,
+                        remove_temp_files_on_signals, same_file, write_json_atomic)
 from helpers.via import read_via, write_via
 
 MAX_PROBLEMS = 20
@@ -67,6 +72,7 @@ SKIPPED = {
     "images_bad_entry": "image entries without an id or file name",
     "images_duplicate_id": "images whose id repeats an earlier image (the later one)",
     "images_missing_file": "images whose file is missing or unreadable in images_dir",
+    "images_outside_folder": "images whose file name leaves images_dir ('..', absolute path)",
 }
 FLAGGED = {
     "images_unknown_size": "images of unknown size (kept; points not checked against the image)",
@@ -102,6 +108,7 @@ class ConversionSummary:
     images_bad_entry: int = 0
     images_duplicate_id: int = 0
     images_missing_file: int = 0
+    images_outside_folder: int = 0
     images_unknown_size: int = 0
     problems: list = field(default_factory=list)   # (image, annotation or region, reason)
     max_problems: int = MAX_PROBLEMS
@@ -252,6 +259,15 @@ def _image_file_size(path):
             return width, height
     except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
+
+
+def _name_leaves(images_dir, file_name, summary):
+    """True (counted) when the image's file name would read a file outside `images_dir`
+    (`helpers.io.name_leaves_folder` says which names and why symlinks inside are followed)."""
+    reason = name_leaves_folder(file_name)
+    if reason is not None:
+        summary.note("images_outside_folder", str(file_name), "", f"{reason}: skipped")
+    return reason is not None
 
 
 def _check_structure(xs, ys, summary, image, item):
@@ -486,6 +502,9 @@ def _coco_to_via(coco, attribute, images_dir, progress):
                          f"duplicate image id (first: {via[key]['filename']}): skipped")
             continue
         width, height = _positive_int(image.get("width")), _positive_int(image.get("height"))
+        if images_dir is not None and _name_leaves(images_dir, file_name, summary):
+            skipped_images.add(key)
+            continue
         if images_dir is not None:
             file_size = _image_file_size(Path(images_dir) / file_name)
             if file_size is None:
@@ -723,6 +742,9 @@ def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
             continue
         image_id = new_image_id() if image_id is None else image_id
         width, height = _image_size_from_attributes(entry["file_attributes"])
+        if images_dir is not None and _name_leaves(images_dir, file_name, summary):
+            summary.annotations_of_skipped_images += len(regions)
+            continue
         if images_dir is not None:
             file_size = _image_file_size(Path(images_dir) / file_name)
             if file_size is None:
@@ -912,6 +934,16 @@ def _categories_argument(text):
     return names
 
 
+def _check_output(output, inputs):
+    """A DataError when OUT is a folder or the same file as an input (a symlink or hard link to
+    it included): writing it would replace the input the conversion reads."""
+    if output.is_dir():
+        raise DataError(f"{output}: output is a folder; give a file name such as {output / 'out.json'}")
+    for path in inputs:
+        if same_file(output, path):
+            raise DataError(f"{output}: output is the input file {path}; give another name")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m helpers.convert",
                                      description="Convert annotations between COCO and VIA 2.")
@@ -932,15 +964,20 @@ def main(argv=None):
     if __name__ == "__main__":
         gc.disable()   # a one-shot process that builds no cycles: skip every collection pass
     try:
+        categories = _categories_argument(args.categories) if args.command == "via-to-coco" else None
+        _check_output(args.output, [args.input] + ([categories] if isinstance(categories, Path) else []))
         if args.command == "coco-to-via":
             via, summary = coco_to_via(args.input, args.attribute, args.images, progress=not args.quiet)
             write_via(via, args.output)
         else:
-            coco, summary = via_to_coco(args.input, _categories_argument(args.categories),
-                                        args.attribute, args.images, progress=not args.quiet)
+            coco, summary = via_to_coco(args.input, categories, args.attribute, args.images,
+                                        progress=not args.quiet)
             write_json_atomic(args.output, coco)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:     # input unreadable, output folder not writable, disk full
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     print(summary)
     print(f"wrote {args.output}")
@@ -948,4 +985,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())

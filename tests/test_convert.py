@@ -3,6 +3,8 @@ repaired or skipped and counted, and the CLI fails cleanly. Oracles: pycocotools
 masks, round trips for conversions, brute-force shoelace for polygon areas."""
 import copy
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -363,6 +365,28 @@ def test_images_missing_or_unreadable_in_images_dir_are_skipped(tmp_path):
     assert summary.images_missing_file == 2 and [i["id"] for i in back["images"]] == [1]
 
 
+def test_image_names_that_leave_the_images_folder_are_skipped_not_read(tmp_path):
+    """'../x.jpg' and absolute names are refused even when the file exists; a symlink inside the
+    folder is followed (only the folder's owner can make one; see helpers.io.name_leaves_folder)."""
+    write_images(tmp_path, ["outside.jpg"])
+    write_images(tmp_path / "images", ["a.jpg"])
+    (tmp_path / "images" / "linked.jpg").symlink_to(tmp_path / "outside.jpg")
+    names = ["a.jpg", "../outside.jpg", str(tmp_path / "outside.jpg"), "sub/../../outside.jpg", "linked.jpg"]
+    coco = one_image_coco([[1, 1, 9, 1, 9, 9]])
+    coco["images"] = [{"id": k, "file_name": name, "width": 100, "height": 80}
+                      for k, name in enumerate(names, 1)]
+    coco["annotations"] = [dict(coco["annotations"][0], id=k, image_id=k) for k in range(1, 6)]
+    via, summary = convert_quietly(coco_to_via, coco, images_dir=tmp_path / "images")
+    assert summary.images_outside_folder == 3 and summary.images_missing_file == 0
+    assert [entry["filename"] for entry in via.values()] == ["a.jpg", "linked.jpg"]
+    assert summary.annotations_of_skipped_images == 3
+    assert "leaves images_dir" in str(summary) and "'..', outside the images folder" in str(summary)
+    back, summary = convert_quietly(via_to_coco, coco_to_via(coco, progress=False)[0], CATEGORIES,
+                                    images_dir=tmp_path / "images")
+    assert summary.images_outside_folder == 3 and summary.annotations_of_skipped_images == 3
+    assert [image["file_name"] for image in back["images"]] == ["a.jpg", "linked.jpg"]
+
+
 def test_image_size_from_attributes_typo_or_file_or_unknown(tmp_path):
     shape = region([1, 90, 90], [1, 1, 150])
     via = {"5": {"filename": "a.jpg", "size": -1, "regions": [shape],
@@ -514,6 +538,74 @@ def test_cli_bad_coco_input_and_missing_categories_file(tmp_path):
     assert not out.exists()
     assert main(["via-to-coco", str(via_path), str(out), "--categories", "a,b,c,d,outer", "--quiet"]) == 0
     assert json.loads(out.read_text())["annotations"][0]["category_id"] == 5
+
+
+def one_line_error(done):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_cli_refuses_to_write_over_its_input(tmp_path):
+    """`coco-to-via IN IN` used to replace its input silently; symlinks and hard links too."""
+    coco_path, via_path = tmp_path / "coco.json", tmp_path / "via.json"
+    coco_path.write_text(json.dumps(synthetic_coco(3)))
+    via_path.write_text(json.dumps(one_image_via(region([1, 9, 9], [1, 1, 9]))))
+    (tmp_path / "soft.json").symlink_to(coco_path)
+    os.link(coco_path, tmp_path / "hard.json")
+    before = {path: path.read_bytes() for path in (coco_path, via_path)}
+    for out in (coco_path, tmp_path / "soft.json", tmp_path / "hard.json", tmp_path / "x" / ".." / "coco.json"):
+        assert "is the input file" in one_line_error(run_cli("coco-to-via", coco_path, out))
+    assert "is the input file" in one_line_error(run_cli("via-to-coco", via_path, via_path, "--categories", "a,b"))
+    assert "is the input file" in one_line_error(            # the categories file is an input too
+        run_cli("via-to-coco", via_path, tmp_path / "hard.json", "--categories", coco_path))
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.json", "hard.json", "soft.json", "via.json"]
+
+
+def test_cli_output_a_folder_or_under_a_file_is_one_line_exit_2(tmp_path):
+    coco_path = tmp_path / "coco.json"
+    coco_path.write_text(json.dumps(synthetic_coco(3)))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "blocker").write_text("a file")
+    assert "output is a folder" in one_line_error(run_cli("coco-to-via", coco_path, tmp_path / "folder"))
+    line = one_line_error(run_cli("coco-to-via", coco_path, tmp_path / "blocker" / "via.json"))
+    assert "blocker" in line and "Not a directory" in line
+    assert list((tmp_path / "folder").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "coco.json", "folder"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_cli_unwritable_folder_is_one_line_exit_2(tmp_path):
+    coco_path, locked = tmp_path / "coco.json", tmp_path / "locked"
+    coco_path.write_text(json.dumps(synthetic_coco(3)))
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        line = one_line_error(run_cli("coco-to-via", coco_path, locked / "via.json"))
+    finally:
+        locked.chmod(0o700)
+    assert line == f"error: {locked / 'via.json'}: Permission denied"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_signalled_mid_write_leaves_no_temp_file(tmp_path, signum):
+    """tests/slow_write_driver.py runs the command line as a script and waits inside its fsync,
+    so the signal arrives while the hidden temp file exists (it used to stay behind)."""
+    coco_path, out = tmp_path / "coco.json", tmp_path / "out"
+    coco_path.write_text(json.dumps(synthetic_coco(3)))
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "slow_write_driver.py"), "helpers.convert",
+         "coco-to-via", str(coco_path), str(out / "via.json"), "--quiet"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "READY"
+    assert len(list(out.glob(".via.json.*.tmp"))) == 1
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == -signum and "Traceback" not in stderr
+    assert list(out.iterdir()) == []
 
 
 def test_image_list_without_annotations_converts():
