@@ -35,7 +35,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, read_json, write_json_atomic
+from helpers.io import DataError, read_json, remove_temp_files_on_signals, write_json_atomic
 
 BOX_TOLERANCE = 1.0      # px: a box within this of the polygons' extent on every side agrees
 MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
@@ -478,6 +478,9 @@ def repair_file(input_path, output_path, **options):
     if output_path.resolve() == input_path.resolve() or (
             output_path.exists() and input_path.exists() and os.path.samefile(output_path, input_path)):
         raise DataError(f"{output_path}: the output is the input file; write the repaired copy elsewhere")
+    if output_path.is_dir():
+        raise DataError(f"{output_path}: the output is a folder; give a file name such as "
+                        f"{output_path / 'repaired.json'}")
     coco = read_json(input_path, "COCO annotation file")
     try:
         repaired, summary = repair_coco(coco, **options)
@@ -519,4 +522,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())
