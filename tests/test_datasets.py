@@ -462,7 +462,8 @@ def test_real_modanet_coco_masks_agree_with_pycocotools(tmp_path):
     path = fixture("modanet/modanet_coco_subset.json")
     oracle = COCO(str(path))
     dataset = CocoDataset()
-    dataset.load_coco(path, tmp_path / "no_photos", progress=False)
+    # the file as it is, duplicates included (tests/test_repair.py checks the repaired load)
+    dataset.load_coco(path, tmp_path / "no_photos", progress=False, repair=False)
     dataset.prepare()
     assert dataset.num_images == 4 and sorted(set(dataset.class_names[1:])) == sorted(CLASS_NAMES)
     total = 0
