@@ -28,7 +28,8 @@ from pathlib import Path
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, atomic_write, read_json, write_json_atomic
+from helpers.io import (DataError, atomic_write, read_json, remove_temp_files_on_signals, same_file,
+                        write_json_atomic)
 from helpers.modanet import CLASS_NAMES, SEASONS, class_slug
 from helpers.notebook import CourseStop
 from helpers.seasons import IMAGE_EXTENSIONS, canonical_class, custom_file_name, parse_custom_name
@@ -483,6 +484,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     only = None if args.only is None else [int(v) if v.isdigit() else v for v in args.only]
     try:
+        for source in (args.coco_json, args.exclude):    # truth.json must not replace an input
+            if source is not None and same_file(Path(args.out_dir) / TRUTH_FILE, source):
+                raise DataError(f"{args.out_dir}: its {TRUTH_FILE} would replace the input {source}; "
+                                f"choose another output folder")
         summary = from_modanet(args.coco_json, args.images_dir, args.out_dir, args.per_class, seed=args.seed,
                                exclude=args.exclude, progress=not args.quiet, only=only)
     except (DataError, ValueError, OSError) as err:
@@ -493,4 +498,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())

@@ -29,7 +29,7 @@ import lmdb
 from PIL import Image
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, atomic_write, read_json
+from helpers.io import DataError, atomic_write, describe_os_error, read_json, remove_temp_files_on_signals
 from helpers.modanet import ANNOTATIONS, IMAGES_FAST, IMAGES_FULL
 from helpers.paths import Paths
 
@@ -454,9 +454,13 @@ def main(argv=None, sources=None):
     except (DownloadError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:     # the data folder not writable, disk full
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2))
     return 0
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())

@@ -7,9 +7,11 @@ and synced first, then renamed together.
 
 Temp files and signals: every live temp file is in a registry. An exception (KeyboardInterrupt
 included) removes it as it unwinds. A SIGTERM would kill the process on the spot, so each
-command line calls `remove_temp_files_on_signals()`: its handler removes the
-registered temp files, then lets the signal end the process as it would have (exit status
-128 + signal number). It is installed by the command lines when run as scripts (in their
+command line calls `remove_temp_files_on_signals()`: its handler removes the registered temp
+files at once, then raises SystemExit(128 + signal number), the shell's conventional status, so
+that `finally` blocks still run as the stack unwinds (a resumable download keeps its state, a
+notebook runner shuts its kernels down); a second signal of the same kind ends the process at
+once. It is installed by the command lines when run as scripts (in their
 `if __name__ == "__main__":` block), not on import nor in `main()`, because a library should not
 take over the signals of a notebook kernel, of pytest or of a program that imports it; and only
 from the main thread (Python allows signal handlers nowhere else).
@@ -137,18 +139,18 @@ def _open_temp(path):
 
 
 def _on_signal(signum, frame):
-    """Remove the live temp files, then die of the signal as if it had not been caught."""
+    """Remove the live temp files, then exit with status 128 + signum, unwinding the stack."""
     for tmp in list(_LIVE_TEMPS):
         _forget_temp(tmp)
+    signal.signal(signum, signal.SIG_DFL)      # a second one ends the process at once
     name = signal.Signals(signum).name
     os.write(2, f"interrupted ({name}): no output file half-written\n".encode())
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)
 
 
 def remove_temp_files_on_signals():
-    """In a command line's `__main__` block: SIGTERM, SIGINT and SIGHUP remove the live temp files before
-    the process ends (by the same signal, so the exit status stays the conventional 128 + n).
+    """In a command line's `__main__` block: SIGTERM, SIGINT and SIGHUP remove the live temp files
+    before the process ends (exit status 128 + n, as the shell reports a process the signal ended).
 
     Only signals still at their default are taken (a caller's own handler is kept; SIGINT's
     default is Python's KeyboardInterrupt, which already removes temp files as it unwinds,

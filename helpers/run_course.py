@@ -17,7 +17,7 @@ from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
 from helpers.profiles import get_profile, resolve_profile_name
-from helpers.io import write_json_atomic
+from helpers.io import describe_os_error, remove_temp_files_on_signals, write_json_atomic
 from helpers.report import read_metrics
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -94,12 +94,16 @@ def main(argv=None):
     parameters = {name: _parameter_value(value) for name, value in args.parameter}
     per_notebook = {"06": {"TRAIN_MINUTES": args.model2_minutes}} if args.model2_minutes is not None else None
     total = time.perf_counter()
-    timings = run_course(args.out, args.profile, args.only, parameters, per_notebook)
-    wall = time.perf_counter() - total
-    print("\nExecuted notebooks:")
-    for name, seconds in timings:
-        print(f"  {name:34} {seconds:7.1f} s")
-    metrics = collect_outputs(args.out, args.profile, timings, wall)
+    try:
+        timings = run_course(args.out, args.profile, args.only, parameters, per_notebook)
+        wall = time.perf_counter() - total
+        print("\nExecuted notebooks:")
+        for name, seconds in timings:
+            print(f"  {name:34} {seconds:7.1f} s")
+        metrics = collect_outputs(args.out, args.profile, timings, wall)
+    except OSError as err:     # --out not writable or a file, disk full
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     print(headline(metrics))
     print(f"Wall time {wall:.1f} s; notebooks, figures/ and metrics.json are in {args.out}/")
     return 0
@@ -154,4 +158,5 @@ def headline(metrics):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
     sys.exit(main())

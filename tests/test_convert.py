@@ -604,7 +604,7 @@ def test_cli_signalled_mid_write_leaves_no_temp_file(tmp_path, signum):
     assert len(list(out.glob(".via.json.*.tmp"))) == 1
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == -signum and "Traceback" not in stderr
+    assert process.returncode == 128 + signum and "Traceback" not in stderr
     assert list(out.iterdir()) == []
 
 
