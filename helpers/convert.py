@@ -22,6 +22,9 @@ polygons. It re-uses a carried "bbox"/"area" unless a part was repaired or dropp
 
 Bad annotations never stop a run: each is repaired or skipped and counted in the returned
 `ConversionSummary` (print it in a notebook; its `problems` lists the first few cases).
+ModaNet's own defects (exact duplicate annotations, boxes off their polygons) are counted too,
+by helpers.repair's check, but kept: a conversion stays lossless; `python -m helpers.repair`
+repairs them, and `--recompute` (via-to-coco) recomputes boxes and areas from the polygons.
 
 With `images_dir` (`--images`), an image whose file name would leave that folder ('../x.jpg', an
 absolute path) is skipped and counted, never read (`helpers.io.name_leaves_folder`).
@@ -30,6 +33,7 @@ Command line (prints the summary; a bad input file, an unwritable output or an O
 a one-line error and exit code 2; SIGTERM / Ctrl-C leave no temp file):
     python -m helpers.convert coco-to-via IN OUT [--images DIR]
     python -m helpers.convert via-to-coco IN OUT --categories COCO_JSON_OR_NAMES [--images DIR]
+                                                 [--recompute]
 """
 import argparse
 import gc
@@ -45,6 +49,7 @@ from tqdm.auto import tqdm
 
 from helpers.io import (DataError, describe_os_error, loads, name_leaves_folder, paused_gc, read_json,
                         remove_temp_files_on_signals, same_file, write_json_atomic)
+from helpers.repair import repair_coco
 from helpers.via import read_via, write_via
 
 MAX_PROBLEMS = 20
@@ -76,6 +81,10 @@ SKIPPED = {
 }
 FLAGGED = {
     "images_unknown_size": "images of unknown size (kept; points not checked against the image)",
+    "duplicate_annotations": "exact duplicate annotations: same image, class, polygons (kept; "
+                             "python -m helpers.repair drops them)",
+    "boxes_off_polygons": "boxes more than 1 px off their polygons' extent (kept; helpers.repair "
+                          "fixes them)",
 }
 
 
@@ -110,6 +119,8 @@ class ConversionSummary:
     images_missing_file: int = 0
     images_outside_folder: int = 0
     images_unknown_size: int = 0
+    duplicate_annotations: int = 0   # ModaNet's own defects, found by helpers.repair's check
+    boxes_off_polygons: int = 0
     problems: list = field(default_factory=list)   # (image, annotation or region, reason)
     max_problems: int = MAX_PROBLEMS
 
@@ -147,7 +158,7 @@ class ConversionSummary:
             if rows:
                 out.append(f"  {title}:")
                 out.extend(f"    {count:>7}  {text}" for count, text in rows)
-        if self.repaired + self.skipped + self.images_unknown_size == 0:
+        if self.repaired + self.skipped + sum(getattr(self, name) for name in FLAGGED) == 0:
             out.append("  no problems found")
         if self.problems:
             out.append(f"  first {len(self.problems)} problems (image, item, reason):")
@@ -472,6 +483,17 @@ def _load_coco(coco):
     return source, coco
 
 
+def _note_modanet_defects(summary, coco):
+    """Count ModaNet's own defects in `coco` (the input of COCO -> VIA, the output of VIA -> COCO)
+    with helpers.repair's check (nothing is changed): exact duplicates, and boxes off their
+    polygons. A conversion keeps both, so a round trip stays lossless; repair them with
+    `python -m helpers.repair`, or let `CocoDataset.load_coco` do it on loading."""
+    _, found = repair_coco(coco, drop_duplicates=False, fix_boxes=False, recompute_area=False)
+    summary.duplicate_annotations += found.duplicates
+    summary.boxes_off_polygons += found.boxes_disagreeing
+    return summary
+
+
 # --- COCO -> VIA ----------------------------------------------------------------------------
 def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
     """A COCO dataset (dict or path) as a VIA 2 export; returns (via, ConversionSummary).
@@ -481,7 +503,8 @@ def coco_to_via(coco, attribute="fashion", images_dir=None, progress=True):
     """
     _, coco = _load_coco(coco)
     with paused_gc():
-        return _coco_to_via(coco, attribute, images_dir, progress)
+        via, summary = _coco_to_via(coco, attribute, images_dir, progress)
+        return via, _note_modanet_defects(summary, coco)
 
 
 def _coco_to_via(coco, attribute, images_dir, progress):
@@ -714,8 +737,9 @@ def via_to_coco(via, categories, attribute="fashion", images_dir=None, info=None
     via = read_via(via)
     categories, copied = _resolve_categories(categories)
     with paused_gc():
-        return _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
-                            recompute, progress)
+        coco, summary = _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses,
+                                     recompute, progress)
+        return coco, _note_modanet_defects(summary, coco)
 
 
 def _via_to_coco(via, categories, copied, attribute, images_dir, info, licenses, recompute, progress):
@@ -952,6 +976,9 @@ def main(argv=None):
     to_coco = commands.add_parser("via-to-coco", help="VIA (1, 2 or project) JSON -> COCO JSON")
     to_coco.add_argument("--categories", required=True,
                          help="a COCO JSON whose categories are used, or comma-separated names")
+    to_coco.add_argument("--recompute", action="store_true",
+                         help="compute bbox and area from the polygons (pycocotools area), ignoring "
+                              "those the VIA file carries")
     for command in (to_via, to_coco):
         command.add_argument("input", type=Path)
         command.add_argument("output", type=Path)
@@ -971,7 +998,7 @@ def main(argv=None):
             write_via(via, args.output)
         else:
             coco, summary = via_to_coco(args.input, categories, args.attribute, args.images,
-                                        progress=not args.quiet)
+                                        recompute=args.recompute, progress=not args.quiet)
             write_json_atomic(args.output, coco)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -161,7 +161,10 @@ def _polygon_parts(segmentation):
 
 
 def _one_polygon_box(polygon):
-    values = np.asarray(polygon)
+    try:
+        values = np.asarray(polygon)
+    except (TypeError, ValueError, OverflowError, RecursionError):   # ragged or nested lists
+        return np.full(4, np.nan)
     if values.dtype.kind not in "iuf" or values.ndim != 1:
         return np.full(4, np.nan)
     values = values.astype(np.float64)
@@ -290,6 +293,13 @@ def _class_counts(annotations, names):
     return dict(counts)
 
 
+def _same(a, b):
+    try:
+        return a == b
+    except RecursionError:    # absurdly nested lists: not a polygon, not compared
+        return False
+
+
 def _drop_duplicates(annotations, names, summary, drop):
     """The annotations without later exact copies (or all, counted, when `drop` is False)."""
     kept, seen = [], {}
@@ -301,7 +311,7 @@ def _drop_duplicates(annotations, names, summary, drop):
                 bucket = None
             if bucket is not None:
                 segmentation = ann["segmentation"]
-                first = next((other for other in bucket if other["segmentation"] == segmentation), None)
+                first = next((other for other in bucket if _same(other["segmentation"], segmentation)), None)
                 if first is not None:
                     name = names.get(ann.get("category_id"), str(ann.get("category_id")))
                     summary.duplicates_by_class[name] += 1

@@ -386,3 +386,48 @@ def test_repaired_coco_boxes_score_perfect_masks_better_than_modanets(real):
     assert good.metrics["segm"]["AP"] == pytest.approx(1.0)
     assert good.metrics["bbox"]["AP"] > as_given.metrics["bbox"]["AP"]
     assert good.metrics["bbox"]["AP"] >= 0.99
+
+
+def test_nested_and_ragged_polygons_pass_through():
+    def nested():
+        value = [1]
+        for _ in range(100000):
+            value = [value]
+        return value
+    coco = shoes_coco()
+    coco["annotations"] += [
+        {"id": 20, "image_id": 1, "category_id": 9, "segmentation": [[1, 2, [3], 4, 5, 6]]},
+        {"id": 21, "image_id": 1, "category_id": 9, "segmentation": [[1, 2, 3, 4, 5, nested()]]},
+        {"id": 22, "image_id": 1, "category_id": 9, "segmentation": [[1, 2, 3, 4, 5, nested()]]},
+    ]
+    repaired, summary = repair_coco(coco)
+    assert summary.not_checked == 3 and repaired["annotations"][3:] == coco["annotations"][3:]
+
+
+# --- what the conversions report --------------------------------------------------------------
+
+def test_conversions_report_the_defects_they_keep(real, tmp_path):
+    from helpers.convert import coco_to_via, via_to_coco
+    _, check = repair_coco(real, drop_duplicates=False, fix_boxes=False, recompute_area=False)
+    via, to_via = coco_to_via(real, progress=False)
+    back, to_coco = via_to_coco(via, real, progress=False)
+    assert back == real                                                # still lossless
+    assert to_via.duplicate_annotations == to_coco.duplicate_annotations == check.duplicates > 0
+    assert to_via.boxes_off_polygons == to_coco.boxes_off_polygons == check.boxes_disagreeing > 0
+    text = str(to_via)
+    assert "exact duplicate annotations" in text and "no problems found" not in text
+    _, recomputed = via_to_coco(via, real, recompute=True, progress=False)
+    assert recomputed.boxes_off_polygons == 0 and recomputed.duplicate_annotations == check.duplicates
+
+
+def test_via_to_coco_cli_recomputes_areas_from_the_polygons(real, tmp_path):
+    from helpers.convert import main as convert_main
+    via_path, out = tmp_path / "via.json", tmp_path / "back.json"
+    assert convert_main(["coco-to-via", str(MODANET_SUBSET), str(via_path), "--quiet"]) == 0
+    assert convert_main(["via-to-coco", str(via_path), str(out), "--categories", str(MODANET_SUBSET),
+                         "--recompute", "--quiet"]) == 0
+    back = json.loads(out.read_text())
+    images = {im["id"]: im for im in real["images"]}
+    assert [a["area"] for a in back["annotations"]] == [
+        int(mask_utils.area(merged_rle(a, images[a["image_id"]]))) for a in real["annotations"]]
+    assert [a["area"] for a in back["annotations"]] != [a["area"] for a in real["annotations"]]
