@@ -14,6 +14,7 @@ import numpy as np
 from helpers.evaluate import (compare_per_class, dataset_to_coco, evaluate_detections, predicted_season,
                               results_to_coco, season_confusion)
 from helpers.modanet import SEASONS, class_slug
+from helpers.repair import repair_coco
 from helpers.seasons import canonical_class, label_name, parse_custom_name, parse_label
 
 
@@ -24,7 +25,10 @@ def truth_as_labels(truth_coco, labels_coco):
     "target_class" and "season"). labels_coco: auto-labels (e.g. a split of notebook 05),
     whose categories are labels. Each of its images gets the truth instance(s) of the named
     garment, labelled from the file name. Image ids and file names follow `labels_coco`.
+    The truth is repaired first (`helpers.repair.repair_coco`): on real ModaNet photos it holds
+    ModaNet's exact duplicates, which no detector could match twice.
     """
+    truth_coco, _ = repair_coco(truth_coco)
     label_ids = {c["name"]: c["id"] for c in labels_coco["categories"]}
     truth_images = {im["file_name"]: im for im in truth_coco["images"]}
     truth_names = {c["id"]: c["name"] for c in truth_coco["categories"]}

@@ -13,6 +13,9 @@ read its outputs into plain numbers a notebook can print, plot and keep in a met
 
 Category ids in the ground truth built by `dataset_to_coco` are the dataset's internal class
 ids (1..n, 0 is "BG"), which are also the class ids a model trained on that class list returns.
+That truth is ModaNet repaired: `CocoDataset.load_coco` drops its exact duplicate annotations
+on loading (`helpers.repair`), so `load_mask` gives each garment once, and the boxes are the
+masks' own (`toBbox`), never ModaNet's disagreeing `bbox`.
 """
 import contextlib
 import io

@@ -431,3 +431,17 @@ def test_via_to_coco_cli_recomputes_areas_from_the_polygons(real, tmp_path):
     assert [a["area"] for a in back["annotations"]] == [
         int(mask_utils.area(merged_rle(a, images[a["image_id"]]))) for a in real["annotations"]]
     assert [a["area"] for a in back["annotations"]] != [a["area"] for a in real["annotations"]]
+
+
+def test_truth_as_labels_uses_the_repaired_truth():
+    from helpers.compare import truth_as_labels
+    from helpers.seasons import label_name
+    top = {"id": 1, "image_id": 1, "category_id": 9, "segmentation": [square(10, 10, 30)],
+           "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0}
+    truth = {"images": [{"id": 1, "file_name": "top_4mev_1.jpg", "width": 200, "height": 100}],
+             "annotations": [top, dict(top, id=2)], "categories": [{"id": 9, "name": "top"}]}
+    labels = {"images": [{"id": 7, "file_name": "top_4mev_1.jpg", "width": 200, "height": 100}],
+              "annotations": [], "categories": [{"id": 1, "name": label_name("top", "4mev")}]}
+    gt = truth_as_labels(truth, labels)
+    assert len(gt["annotations"]) == 1 and gt["annotations"][0]["bbox"] == [10, 10, 30, 30]
+    assert len(truth["annotations"]) == 2
