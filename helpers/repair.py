@@ -24,7 +24,6 @@ Command line (prints the counts, writes atomically; bad input is a one-line erro
 """
 import argparse
 import math
-import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, read_json, remove_temp_files_on_signals, write_json_atomic
+from helpers.io import (DataError, describe_os_error, read_json, remove_temp_files_on_signals, same_file,
+                        write_json_atomic)
 
 BOX_TOLERANCE = 1.0      # px: a box within this of the polygons' extent on every side agrees
 MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
@@ -485,8 +485,7 @@ def _split_shoes(out, by_image, names, summary):
 def repair_file(input_path, output_path, **options):
     """Repair a COCO JSON file into another (written atomically); returns the RepairSummary."""
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve() or (
-            output_path.exists() and input_path.exists() and os.path.samefile(output_path, input_path)):
+    if same_file(output_path, input_path):     # symlinks and hard links included
         raise DataError(f"{output_path}: the output is the input file; write the repaired copy elsewhere")
     if output_path.is_dir():
         raise DataError(f"{output_path}: the output is a folder; give a file name such as "
@@ -524,7 +523,7 @@ def main(argv=None):
                               fix_boxes=not args.no_fix_boxes, recompute_area=not args.no_recompute_area,
                               split_shoes=args.split_shoes, progress=not args.quiet)
     except (DataError, OSError) as err:
-        message = str(err) if isinstance(err, DataError) else f"{err.filename or args.output}: {err.strerror or err}"
+        message = str(err) if isinstance(err, DataError) else describe_os_error(err)
         parser.exit(2, f"{parser.prog}: error: {message}\n")
     print(summary)
     print(f"wrote {args.output}")

@@ -445,3 +445,15 @@ def test_truth_as_labels_uses_the_repaired_truth():
     gt = truth_as_labels(truth, labels)
     assert len(gt["annotations"]) == 1 and gt["annotations"][0]["bbox"] == [10, 10, 30, 30]
     assert len(truth["annotations"]) == 2
+
+
+def test_cli_refuses_a_link_to_the_input(tmp_path, capsys):
+    good = tmp_path / "in.json"
+    good.write_text(json.dumps(shoes_coco()))
+    (tmp_path / "link.json").symlink_to(good)
+    (tmp_path / "hard.json").hardlink_to(good)
+    for out in ("link.json", "hard.json"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(good), str(tmp_path / out)])
+        assert exit_info.value.code == 2 and "output is the input file" in capsys.readouterr().err
+    assert json.loads(good.read_text()) == shoes_coco()
