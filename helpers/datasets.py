@@ -16,20 +16,24 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from helpers.guards import image_size_problem, polygon_problem, rle_problem
 from helpers.io import DataError, read_json
 from helpers.modanet import class_slug
 from helpers.repair import repair_coco
 from helpers.via import read_via
-from mrcnn.utils import Dataset, read_image_rgb
+from mrcnn.utils import Dataset, ImageTooLargeError, read_image_rgb
 
 EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientations that turn the picture by 90 degrees (width and height swap on display).
 QUARTER_TURN_ORIENTATIONS = {5, 6, 7, 8}
 
-# Types JSON gives for numbers: checked first, as a set, because ModaNet has millions of them.
-PLAIN_NUMBER_TYPES = {int, float}
-
 EMPTY_MASK = "annotation: mask is empty at the image's size"
+ID_TYPES = {int, str}   # image ids: exact types (a bool is an int to isinstance; a list is unhashable)
+TOO_LARGE = "image: too large to decode (Pillow's decompression-bomb limit)"
+
+
+class ImageTooLarge(DataError):
+    """An image file whose header claims more pixels than Pillow opens (a decompression bomb)."""
 
 
 # -- masks ----------------------------------------------------------------------------------
@@ -37,8 +41,15 @@ def segmentation_to_mask(segmentation, height, width):
     """An (height, width) bool mask for a COCO segmentation.
 
     `segmentation` is a list of flat polygons [x0, y0, x1, y1, ...] (all parts of one
-    instance, merged) or an RLE dict (compressed or uncompressed), as in COCO.
+    instance, merged) or an RLE dict (compressed or uncompressed), as in COCO. A polygon or
+    RLE that pycocotools cannot rasterise safely (helpers.guards) is a ValueError saying why,
+    never a request for gigabytes or a write past pycocotools' buffer.
     """
+    problems = ([rle_problem(segmentation, height, width)] if isinstance(segmentation, dict)
+                else [polygon_problem(polygon, height, width) for polygon in segmentation])
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise ValueError(f"segmentation at {width}x{height}: {problem}")
     if isinstance(segmentation, dict):
         rle = segmentation
         if isinstance(rle["counts"], list):
@@ -51,29 +62,19 @@ def segmentation_to_mask(segmentation, height, width):
     return mask_utils.decode(rle).astype(bool)
 
 
-def _polygon_problem(polygon):
-    """Why a flat polygon cannot be rasterised, or None when it can."""
-    if not isinstance(polygon, (list, tuple)):
-        return "polygon part: not a list of coordinates"
-    if not {type(v) for v in polygon} <= PLAIN_NUMBER_TYPES and not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in polygon):
-        return "polygon part: coordinates are not numbers"
-    if len(polygon) % 2:
-        return "polygon part: odd number of coordinates"
-    if len(polygon) < 6:
-        # pycocotools would read 4 numbers as a box: never let that happen.
-        return "polygon part: fewer than 3 points"
-    return None
-
-
 def _image_size_from_header(path):
-    """(width, height) as displayed, i.e. after the EXIF orientation, reading only the header."""
+    """(width, height) as displayed, i.e. after the EXIF orientation, reading only the header.
+
+    A header that claims more pixels than Pillow opens is an ImageTooLarge (a DataError):
+    callers skip and count such an image."""
     try:
         with Image.open(path) as im:
             width, height = im.size
             orientation = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError as err:
+        raise ImageTooLarge(f"{path}: image too large to decode safely ({err})") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: not a readable image ({err})") from None
     if orientation in QUARTER_TURN_ORIENTATIONS:
@@ -116,18 +117,33 @@ class _AnnotatedDataset(Dataset):
         self.skipped = Counter()
         self._empty_mask_keys = set()
         self.repairs = []   # a helpers.repair.RepairSummary per repaired load_coco
+        self.skipped_files = {}   # reason -> [image paths] for images skipped whole (e.g. TOO_LARGE)
 
     # -- loading --------------------------------------------------------------------------
     def load_image(self, image_id):
-        """The image as (H, W, 3) uint8 RGB; a file whose size differs from the annotations' is an error."""
+        """The image as (H, W, 3) uint8 RGB; a file whose size differs from the annotations' is an error.
+
+        A file too large to decode (Pillow's decompression-bomb limit) is a DataError naming it,
+        counted once under TOO_LARGE: load_image must return pixels, so it cannot skip it."""
         info = self.image_info[image_id]
-        image = read_image_rgb(info["path"])
+        try:
+            image = read_image_rgb(info["path"])
+        except ImageTooLargeError as err:
+            self._note_skipped_file(TOO_LARGE, info["path"])
+            raise DataError(str(err)) from None
         expected = (info["height"], info["width"])
         if image.shape[:2] != expected:
             raise DataError(
                 f"{info['path']}: image is {image.shape[1]}x{image.shape[0]} (width x height, after "
                 f"EXIF orientation) but its annotations say {expected[1]}x{expected[0]}")
         return image
+
+    def _note_skipped_file(self, reason, path):
+        """Count an image file skipped whole, once, and keep its path for summary()."""
+        files = self.skipped_files.setdefault(reason, [])
+        if str(path) not in files:
+            files.append(str(path))
+            self.skipped[reason] += 1
 
     def load_mask(self, image_id):
         """Instance masks (H, W, N) bool and internal class ids (N,) int32; needs prepare()."""
@@ -191,6 +207,9 @@ class _AnnotatedDataset(Dataset):
             reason_width = max(len(reason) for reason in self.skipped)
             for reason, count in sorted(self.skipped.items()):
                 note = "  (found so far by load_mask)" if reason == EMPTY_MASK else ""
+                files = self.skipped_files.get(reason, [])
+                if files:
+                    note += ": " + ", ".join(Path(f).name for f in files[:3]) + (", ..." if len(files) > 3 else "")
                 lines.append(f"    {reason:<{reason_width}}  {count}{note}")
         else:
             lines.append("  skipped: nothing")
@@ -294,11 +313,17 @@ class CocoDataset(_AnnotatedDataset):
             if not isinstance(image, dict) or "id" not in image:
                 raise DataError(f"{where}: image entry {image!r} has no 'id'")
             image_id = image["id"]
+            if type(image_id) not in ID_TYPES:
+                raise DataError(f"{where}: image entry {str(image)[:120]}: 'id' must be an integer or a string, "
+                                f"not a {type(image_id).__name__}")
             width, height = _positive_int(image.get("width")), _positive_int(image.get("height"))
             if width is None or height is None:
                 raise DataError(f"{where}: image {image_id!r} needs a positive 'width' and 'height'")
             if not isinstance(image.get("file_name"), str) or not image["file_name"]:
                 raise DataError(f"{where}: image {image_id!r} has no 'file_name'")
+            problem = image_size_problem(width, height)
+            if problem:
+                raise DataError(f"{where}: image {image_id!r} ({image['file_name']}): {problem}")
             if image_id in by_id:
                 raise DataError(f"{where}: image id {image_id!r} appears twice")
             by_id[image_id] = {"file_name": image["file_name"], "width": width, "height": height}
@@ -310,6 +335,11 @@ class CocoDataset(_AnnotatedDataset):
             return "annotation: not an object"
         if annotation.get("iscrowd"):
             return "annotation: crowd"
+        # Exact types first: a list is unhashable, and True or 1.0 would pass for category 1.
+        if "category_id" in annotation and type(annotation["category_id"]) is not int:
+            return "annotation: category id is not an integer"
+        if "image_id" in annotation and type(annotation["image_id"]) not in ID_TYPES:
+            return "annotation: image id is not an integer or a string"
         if annotation.get("category_id") not in names_by_id:
             return "annotation: unknown category id"
         if annotation["category_id"] not in selected:
@@ -326,12 +356,13 @@ class CocoDataset(_AnnotatedDataset):
                 return None, "annotation: malformed RLE"
             if [_positive_int(v) for v in size] != [height, width]:
                 return None, "annotation: RLE size differs from the image's"
-            return segmentation, None
+            rle = {"size": [height, width], "counts": counts}
+            return (None, problem) if (problem := rle_problem(rle, height, width)) else (rle, None)
         if not isinstance(segmentation, list) or not segmentation:
             return None, "annotation: no segmentation"
         polygons = []
         for polygon in segmentation:
-            problem = _polygon_problem(polygon)
+            problem = polygon_problem(polygon, height, width)
             if problem:
                 self.skipped[problem] += 1
             else:
@@ -342,8 +373,8 @@ class CocoDataset(_AnnotatedDataset):
 
 
 # -- VIA ------------------------------------------------------------------------------------
-def _shape_to_polygon(shape):
-    """(flat polygon, None) for a polygon or rect region, else (None, reason)."""
+def _shape_to_polygon(shape, height, width):
+    """(flat polygon, None) for a polygon or rect region at the image's size, else (None, reason)."""
     if not isinstance(shape, dict):
         return None, "region: no shape_attributes"
     name = shape.get("name")
@@ -353,14 +384,16 @@ def _shape_to_polygon(shape):
             return None, "region: rect without numeric x, y, width, height"
         if w <= 0 or h <= 0:
             return None, "region: rect with no area"
-        return [x, y, x + w, y, x + w, y + h, x, y + h], None
+        rect = [x, y, x + w, y, x + w, y + h, x, y + h]
+        problem = polygon_problem(rect, height, width)
+        return (None, problem.replace("polygon part:", "region:")) if problem else (rect, None)
     if name != "polygon":
         return None, f"region: unsupported shape {name!r}"
     xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
     if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
         return None, "region: all_points_x and all_points_y differ or are missing"
     polygon = [v for point in zip(xs, ys) for v in point]
-    problem = _polygon_problem(polygon)
+    problem = polygon_problem(polygon, height, width)
     if problem:
         return None, problem.replace("polygon part:", "region:")
     return polygon, None
@@ -396,8 +429,12 @@ class ViaDataset(_AnnotatedDataset):
             if not isinstance(filename, str) or not filename:
                 raise DataError(f"{where}: entry {key!r} has no 'filename'")
             path = images_dir / filename
-            width, height = self._entry_size(entry, path, where)
-            groups = self._group_regions(entry["regions"], name_by_label, attribute)
+            try:
+                width, height = self._entry_size(entry, path, where)
+            except ImageTooLarge:
+                self._note_skipped_file(TOO_LARGE, path)
+                continue
+            groups = self._group_regions(entry["regions"], name_by_label, attribute, height, width)
             annotations = []
             for group_key, parts in groups.items():
                 names = {name for name, _ in parts}
@@ -413,21 +450,30 @@ class ViaDataset(_AnnotatedDataset):
 
     @staticmethod
     def _entry_size(entry, path, where):
-        """(width, height): from file_attributes when given, else from the image's header."""
+        """(width, height): from file_attributes when given, else from the image's header.
+
+        A size over MAX_IMAGE_SIDE is a DataError naming the file, as in load_coco; a header
+        beyond Pillow's decompression-bomb limit raises ImageTooLarge (load_via skips the image)."""
         attributes = entry.get("file_attributes") or {}
+        size = None
         if isinstance(attributes, dict):
             # "widht" is how the season project's real export spells it.
             width = _positive_int(attributes.get("width") or attributes.get("widht"))
             height = _positive_int(attributes.get("height"))
             if width and height:
-                return width, height
-        try:
-            return _image_size_from_header(path)
-        except FileNotFoundError:
-            raise DataError(f"{path}: image file not found, and {where} gives no width/height "
-                            "for it in file_attributes") from None
+                size = width, height
+        if size is None:
+            try:
+                size = _image_size_from_header(path)
+            except FileNotFoundError:
+                raise DataError(f"{path}: image file not found, and {where} gives no width/height "
+                                "for it in file_attributes") from None
+        problem = image_size_problem(*size)
+        if problem:
+            raise DataError(f"{where}: image {path.name!r}: {problem}")
+        return size
 
-    def _group_regions(self, regions, name_by_label, attribute):
+    def _group_regions(self, regions, name_by_label, attribute, height, width):
         """{group key: [(class name, polygon), ...]}; regions sharing 'annotation_id' share a key."""
         groups = {}
         for index, region in enumerate(regions):
@@ -435,6 +481,9 @@ class ViaDataset(_AnnotatedDataset):
                 self.skipped["region: not an object"] += 1
                 continue
             region_attributes = region.get("region_attributes") or {}
+            if not isinstance(region_attributes, dict):
+                self.skipped["region: region_attributes not an object"] += 1
+                continue
             label = region_attributes.get(attribute)
             if isinstance(label, dict):  # checkbox attributes: {"5": true}
                 ticked = [k for k, v in label.items() if v]
@@ -445,7 +494,7 @@ class ViaDataset(_AnnotatedDataset):
             if str(label) not in name_by_label:
                 self.skipped[f"region: '{attribute}' value not in class_map"] += 1
                 continue
-            polygon, reason = _shape_to_polygon(region.get("shape_attributes"))
+            polygon, reason = _shape_to_polygon(region.get("shape_attributes"), height, width)
             if reason:
                 self.skipped[reason] += 1
                 continue

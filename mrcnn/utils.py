@@ -39,12 +39,18 @@ def __dir__():
     return sorted(list(globals()) + list(_GRAPH_FUNCTIONS))
 
 
+class ImageTooLargeError(ValueError):
+    """An image whose header claims more pixels than Pillow decodes safely (a decompression bomb)."""
+
+
 def read_image_rgb(path):
     """Read an image file as an (H, W, 3) uint8 RGB array, whatever its mode.
 
     Grayscale, palette, RGBA (composited on white), CMYK and 16-bit files become RGB;
     an EXIF orientation tag is applied so the pixels match what a viewer shows.
-    Raises ValueError naming the file when it cannot be read as an image.
+    Raises ValueError naming the file when it cannot be read as an image, and its subclass
+    ImageTooLargeError when the header claims more than twice Pillow's MAX_IMAGE_PIXELS
+    (Pillow's DecompressionBombError is no OSError: it would escape a caller's ValueError).
     """
     try:
         with Image.open(path) as im:
@@ -60,6 +66,8 @@ def read_image_rgb(path):
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(f"{path}: image too large to decode safely ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"{path}: not a readable image ({err})") from None
 

@@ -226,7 +226,7 @@ def test_coco_bad_annotations_are_skipped_and_counted(coco_set):
                  "segmentation": {"size": [10, 10], "counts": [100]}})
     anns.append({"id": 25, "image_id": 12, "category_id": 1, "iscrowd": 0, "segmentation": []})
     anns.append({"id": 26, "image_id": 13, "category_id": 2, "iscrowd": 0,
-                 "segmentation": [[200, 200, 210, 200, 210, 210]]})  # outside the image
+                 "segmentation": [[70, 50, 80, 50, 80, 60]]})  # outside the image, within the margin
     dataset = load_coco(data, images_dir)
     assert dataset.skipped == {
         "annotation: crowd": 1,
@@ -546,3 +546,214 @@ def test_same_source_class_id_with_another_name_is_refused(coco_set):
     dataset.load_via(coco_to_via(data, images_dir), images_dir, {"1": "top"}, source="via2", progress=False)
     dataset.prepare()
     assert dataset.class_names == ["BG", "bag", "top"]
+
+
+# -- hostile input: guards before pycocotools and Pillow (issue 31) ------------------------------
+# The calls that crashed before the guards run in a child under a 2 GB cap (tests/bombs.py), so a
+# regression fails the test instead of killing pytest.
+from helpers.guards import MAX_IMAGE_SIDE  # noqa: E402
+from tests.bombs import png_claiming, run_limited  # noqa: E402
+
+HOSTILE_CHILD = """
+import json, math
+from helpers.datasets import CocoDataset, segmentation_to_mask
+from helpers.io import DataError
+from helpers.modanet import categories
+TRIANGLE = [5.0, 5.0, 25.0, 6.0, 12.0, 30.0]
+def load(annotations, width=64, height=48, **kw):
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": width, "height": height}],
+            "annotations": [dict(a, id=i, image_id=a.get("image_id", 1), category_id=1, iscrowd=0)
+                            for i, a in enumerate(annotations, 1)], "categories": categories()}
+    dataset = CocoDataset().load_coco(data, ".", progress=False, **kw)
+    dataset.prepare()
+    return dataset
+"""
+
+
+def test_non_finite_and_far_out_coordinates_are_skipped_and_counted():
+    code = HOSTILE_CHILD + """
+bad = [[math.nan, 1, 5, 5, 9, 1], [1, 1, math.inf, 5, 9, 1], [1, 1, 1e9, 5, 9, 1],
+       [1, 1, 10 ** 30, 5, 9, 1], [1, 1, 10 ** 400, 5, 9, 1], [-1e18, 1, 5, 5, 9, 1]]
+dataset = load([{"segmentation": [part, TRIANGLE]} for part in bad] + [{"segmentation": [bad[2]]}])
+masks, ids = dataset.load_mask(0)
+errors = []
+for part in bad:
+    try:
+        segmentation_to_mask([part], 48, 64)
+    except ValueError as err:
+        errors.append(str(err))
+print(json.dumps({"skipped": dataset.skipped, "shape": masks.shape, "errors": errors,
+                  "same": bool((masks == segmentation_to_mask([TRIANGLE], 48, 64)[..., None]).all())}))
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    result = json.loads(out)
+    assert result["skipped"] == {"polygon part: coordinates not finite (NaN or infinity)": 2,
+                                 "polygon part: coordinates far outside the image": 5,
+                                 "annotation: no usable polygon": 1}
+    assert result["shape"] == [HEIGHT, WIDTH, 6] and result["same"]   # each kept its good triangle
+    assert len(result["errors"]) == 6 and all("coordinates" in e for e in result["errors"])
+
+
+def test_huge_numbers_in_a_valid_json_file_are_skipped(tmp_path):
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": WIDTH, "height": HEIGHT}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentation": [[1, 1, 1e300, 5, 9, 1], [3, 3, 5e9, 3, 5e9, 5e9]]}],
+            "categories": categories()}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(data))
+    code = HOSTILE_CHILD + f"""
+dataset = CocoDataset().load_coco({str(path)!r}, ".", progress=False)
+dataset.prepare()
+print(json.dumps(dataset.skipped))
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    assert json.loads(out) == {"polygon part: coordinates far outside the image": 2,
+                               "annotation: no usable polygon": 1}
+
+
+def test_vertices_outside_the_image_within_the_margin_are_kept_exactly(coco_set):
+    data, images_dir = coco_set
+    poking_out = [-20.0, -10.0, 100.0, 8.0, 30.0, 80.0]       # crosses every edge, within one side
+    data["annotations"] = [{"id": 1, "image_id": 12, "category_id": 1, "iscrowd": 0,
+                            "segmentation": [poking_out]}]
+    dataset = load_coco(data, images_dir)
+    masks, _ = dataset.load_mask(1)
+    rle = mask_utils.merge(mask_utils.frPyObjects([poking_out], HEIGHT, WIDTH))
+    np.testing.assert_array_equal(masks[..., 0], mask_utils.decode(rle).astype(bool))
+    assert not dataset.skipped
+
+
+def test_an_outline_too_long_for_pycocotools_is_skipped(coco_set):
+    data, images_dir = coco_set
+    zigzag = [v for i in range(3000) for v in ((0.0 if i % 2 else float(WIDTH)), i * HEIGHT / 3000)]
+    data["annotations"] = [{"id": 1, "image_id": 12, "category_id": 1, "iscrowd": 0,
+                            "segmentation": [zigzag, TRIANGLE]}]
+    dataset = load_coco(data, images_dir)
+    assert dataset.skipped == {"polygon part: outline too long": 1}
+    masks, _ = dataset.load_mask(1)
+    np.testing.assert_array_equal(masks[..., 0], segmentation_to_mask([TRIANGLE], HEIGHT, WIDTH))
+
+
+def test_rle_counts_that_do_not_cover_the_image_are_skipped():
+    code = HOSTILE_CHILD + """
+from pycocotools import mask as mask_utils
+import numpy as np
+good = mask_utils.encode(np.asfortranarray(np.eye(48, 64, dtype=np.uint8)))
+good["counts"] = good["counts"].decode()
+bad = [{"size": [48, 64], "counts": [10 ** 9, 5]},                # decoder would write past its buffer
+       {"size": [48, 64], "counts": [-5, 48 * 64 + 5]},           # negative run
+       {"size": [48, 64], "counts": [3000, 72, 1.5]},             # not whole numbers
+       {"size": [48, 64], "counts": good["counts"][:-3]},         # cut short: covers less
+       {"size": [48, 64], "counts": "\\u00e9\\u00e9"},            # not COCO's alphabet
+       {"size": [48, 64], "counts": "zzzzzzzzzzzzzzzzzzzzzzz"}]   # a number beyond 64 bits
+dataset = load([{"segmentation": rle} for rle in bad] + [{"segmentation": good}])
+masks, ids = dataset.load_mask(0)
+print(json.dumps({"skipped": dataset.skipped, "eye": bool((masks[..., 0] == np.eye(48, 64, dtype=bool)).all()),
+                  "n": masks.shape[-1]}))
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    result = json.loads(out)
+    assert result["n"] == 1 and result["eye"]
+    assert sum(result["skipped"].values()) == 6
+    assert set(result["skipped"]) <= {"annotation: malformed RLE",
+                                      "annotation: RLE counts do not cover the image exactly"}
+
+
+def test_compressed_rle_counts_are_read_as_pycocotools_writes_them():
+    from helpers.guards import rle_problem
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        height, width = (int(v) for v in rng.integers(1, 40, 2))
+        mask = (rng.random((height, width)) < rng.random()).astype(np.uint8)
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        assert rle_problem(rle, height, width) is None
+        assert rle_problem(rle, height, width + 1) is not None
+        uncompressed = mask_utils.frPyObjects([[0, 0, 1, 0, 1, 1]], height, width)[0]
+        assert rle_problem(dict(rle, counts=rle["counts"] + b"1"), height, width) is not None
+
+
+def test_an_image_size_over_the_limit_is_refused_naming_file_and_image():
+    code = HOSTILE_CHILD + """
+try:
+    dataset = load([{"segmentation": [TRIANGLE]}], width=100000, height=100000)
+    masks, ids = dataset.load_mask(0)
+    print("loaded", masks.shape)
+except DataError as err:
+    print("DataError", err)
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    assert out.startswith("DataError") and len(out.strip().splitlines()) == 1
+    assert "image 1 (a.jpg)" in out and "100000x100000" in out and str(MAX_IMAGE_SIDE) in out
+
+
+@pytest.mark.parametrize("bad_id", [[1], {"id": 1}, True, 1.5, 1.0, None])
+def test_ids_of_the_wrong_type_are_counted_and_skipped(coco_set, bad_id):
+    data, images_dir = coco_set
+    base = {"iscrowd": 0, "segmentation": [TRIANGLE]}
+    data["annotations"] = [{**base, "id": 1, "image_id": bad_id, "category_id": 1},
+                           {**base, "id": 2, "image_id": 12, "category_id": bad_id, "segmentation": [BOX]},
+                           {**base, "id": 3, "image_id": 12, "category_id": 1}]
+    dataset = load_coco(data, images_dir)
+    masks, class_ids = dataset.load_mask(1)
+    assert masks.shape[-1] == 1 and sum(dataset.skipped.values()) == 2
+    assert set(dataset.skipped) == {"annotation: image id is not an integer or a string",
+                                    "annotation: category id is not an integer"}
+    assert "2 annotation" not in dataset.summary()     # summary works on what was kept
+
+
+@pytest.mark.parametrize("bad_id", [[1], {"id": 1}, True, 1.5])
+def test_an_image_entry_with_an_id_of_the_wrong_type_is_a_data_error(coco_set, bad_id):
+    data, images_dir = coco_set
+    data["images"][0]["id"] = bad_id
+    with pytest.raises(DataError, match="'id' must be an integer or a string"):
+        load_coco(data, images_dir)
+
+
+def test_via_image_too_large_to_decode_is_skipped_counted_and_named(tmp_path):
+    write_rgb(tmp_path / "ok.jpg")
+    png_claiming(tmp_path / "bomb.png", 100000, 100000)
+    triangle = region(TRIANGLE, "1")
+    via = {f"{name}1": {"filename": name, "size": 1, "regions": [triangle]} for name in ("bomb.png", "ok.jpg")}
+    dataset = load_via(via, tmp_path)
+    assert [info["file_name"] for info in dataset.image_info] == ["ok.jpg"]
+    assert dataset.skipped == {"image: too large to decode (Pillow's decompression-bomb limit)": 1}
+    assert "bomb.png" in dataset.summary()
+    assert dataset.load_mask(0)[0].shape == (HEIGHT, WIDTH, 1)
+
+
+def test_via_size_over_the_limit_and_bad_regions(tmp_path):
+    write_rgb(tmp_path / "x.jpg")
+    huge = {"x.jpg1": {"filename": "x.jpg", "size": 1, "regions": [region(TRIANGLE, "1")],
+                       "file_attributes": {"width": 100000, "height": 100000}}}
+    with pytest.raises(DataError, match=r"'x.jpg'.*100000x100000.*20000"):
+        load_via(huge, tmp_path)
+    regions = [region([1, 1, 1e12, 5, 9, 1], "1"), region([1, 1, float("nan"), 5, 9, 1], "1"),
+               {"shape_attributes": {"name": "rect", "x": 1, "y": 1, "width": 1e300, "height": 1e300},
+                "region_attributes": {"fashion": "1"}},
+               {"shape_attributes": triangle_shape(), "region_attributes": ["fashion", "1"]},
+               {"shape_attributes": triangle_shape(), "region_attributes": {"fashion": ["1"]}},
+               region(TRIANGLE, "1")]
+    via = {"x.jpg1": {"filename": "x.jpg", "size": 1, "regions": regions}}
+    dataset = load_via(via, tmp_path)
+    assert dataset.skipped == {"region: coordinates far outside the image": 2,
+                               "region: coordinates not finite (NaN or infinity)": 1,
+                               "region: region_attributes not an object": 1,
+                               "region: 'fashion' value not in class_map": 1}
+    np.testing.assert_array_equal(dataset.load_mask(0)[0][..., 0], segmentation_to_mask([TRIANGLE], HEIGHT, WIDTH))
+
+
+def triangle_shape():
+    return region(TRIANGLE, "1")["shape_attributes"]
+
+
+def test_load_image_of_a_decompression_bomb_is_a_named_error_counted_once(tmp_path):
+    png_claiming(tmp_path / "bomb.png", 100000, 100000)
+    dataset = one_image_dataset(tmp_path, "bomb.png")
+    for _ in range(2):
+        with pytest.raises(DataError, match="bomb.png: image too large to decode safely"):
+            dataset.load_image(0)
+    assert dataset.skipped == {"image: too large to decode (Pillow's decompression-bomb limit)": 1}
