@@ -24,15 +24,18 @@ from scipy import ndimage
 from skimage import measure
 from tqdm.auto import tqdm
 
+from helpers.guards import image_size_problem, polygon_problem, rle_problem
 from helpers.io import DataError, atomic_write, dumps, loads, read_json, write_json_atomic
 from helpers.modanet import CLASS_NAMES
 from helpers.seasons import IMAGE_EXTENSIONS, canonical_class, label_name, parse_custom_name, parse_label
 from helpers.via import write_via
-from mrcnn.utils import read_image_rgb
+from mrcnn.utils import ImageTooLargeError, read_image_rgb
 
 KEEP_CHOICES = ("best", "all")
 PARTIAL_SUFFIX = ".partial.jsonl"
 PARTIAL_VERSION = 1
+TOO_LARGE = "too large to decode"
+READ_FAILURES = ("unreadable", TOO_LARGE)
 COCO_INFO = {"description": "Custom season set auto-labelled by model-1 (helpers.autolabel)", "version": "1.0"}
 
 
@@ -100,7 +103,18 @@ def _polygons_rle(polygons, height, width):
 
 
 def _segmentation_rle(segmentation, height, width):
-    """One RLE for a COCO segmentation: polygons, uncompressed or compressed RLE."""
+    """One RLE for a COCO segmentation: polygons, uncompressed or compressed RLE.
+
+    None when pycocotools cannot rasterise it safely (helpers.guards: non-finite or far-out
+    coordinates, an outline too long, RLE counts that do not cover the image, a huge image)."""
+    if not isinstance(segmentation, (list, dict)) or not segmentation or image_size_problem(width, height):
+        return None
+    if isinstance(segmentation, dict):
+        if rle_problem(segmentation, height, width):
+            return None
+        segmentation = {"size": [height, width], "counts": segmentation["counts"]}
+    elif any(polygon_problem(polygon, height, width) for polygon in segmentation):
+        return None
     if isinstance(segmentation, list):
         return _polygons_rle(segmentation, height, width)
     if isinstance(segmentation.get("counts"), list):
@@ -266,9 +280,11 @@ def autolabel_folder(model, class_names, images_dir, out_via, out_coco, min_conf
     e.g. the training dataset's `class_names`. Of the detections whose NAME is the file's
     class and whose score is >= `min_confidence`, keep="best" keeps the highest-scoring one,
     keep="all" all. Images are skipped (and listed in the report) for: "bad name",
-    "unreadable", "class not in model", "no <class> detected", "below confidence",
-    "empty mask". After each batch the finished images are saved beside `out_coco`
-    (`<out_coco>.partial.jsonl`); with resume=True a new call continues from there.
+    "unreadable", "too large to decode" (a header beyond Pillow's decompression-bomb limit),
+    "class not in model", "no <class> detected", "below confidence", "empty mask". After each
+    batch the finished images are saved beside `out_coco` (`<out_coco>.partial.jsonl`), and a
+    photo that cannot be read at once, so a resumed run never reads it again; with
+    resume=True a new call continues from there.
     Returns an AutoLabelReport.
     """
     if keep not in KEEP_CHOICES:
@@ -321,14 +337,13 @@ def autolabel_folder(model, class_names, images_dir, out_via, out_coco, min_conf
             if parsed.class_name not in model_classes:
                 entry = {"file": name, "skip": "class not in model"}
             else:
-                try:
-                    batch.append((name, parsed, read_image_rgb(images_dir / name)))
-                    entry = None
-                except (OSError, ValueError):
-                    entry = {"file": name, "skip": "unreadable"}
+                entry = _read_into(batch, images_dir, name, parsed)
         if entry is not None:
             done[name] = entry
             finished.append(entry)
+            if entry["skip"] in READ_FAILURES:      # journalled now: a resume must not read it again
+                journal.append(finished)
+                finished.clear()
         if len(batch) == batch_size:
             run_batch()
     if batch:
@@ -350,6 +365,17 @@ def autolabel_folder(model, class_names, images_dir, out_via, out_coco, min_conf
     counts = Counter(a["category_id"] for a in coco["annotations"])
     report.instances_per_label = {c["name"]: counts[c["id"]] for c in coco["categories"]}
     return report
+
+
+def _read_into(batch, images_dir, name, parsed):
+    """Append (name, parsed, pixels) to `batch`; None, or the skip entry when the photo cannot be read."""
+    try:
+        batch.append((name, parsed, read_image_rgb(images_dir / name)))
+        return None
+    except ImageTooLargeError:
+        return {"file": name, "skip": TOO_LARGE}
+    except (OSError, ValueError):
+        return {"file": name, "skip": "unreadable"}
 
 
 def _outputs(labelled):
@@ -485,7 +511,8 @@ def measure_against_truth(auto_coco, truth_coco):
     target class on the same image (the best one if several), and whether the truth
     instance it overlaps most is another garment ("wrong garment"; no overlap at all counts
     as wrong too). Returns images in truth, share of them labelled, instances, mean IoU,
-    share with IoU >= 0.5 and share of wrong garments, overall and per class."""
+    share with IoU >= 0.5 and share of wrong garments, overall and per class. Segmentations
+    pycocotools cannot rasterise safely (helpers.guards) are left out and counted."""
     auto = _read_coco(auto_coco, "auto-labelled COCO")
     truth = _read_coco(truth_coco, "truth COCO")
     truth_class = {c["id"]: canonical_class(c["name"]) for c in truth["categories"]}
@@ -498,6 +525,7 @@ def measure_against_truth(auto_coco, truth_coco):
 
     rows = defaultdict(list)       # class -> [(iou with target, wrong garment)]
     labelled, not_in_truth = set(), set()
+    unusable, unusable_truth = Counter(), set()    # segmentations pycocotools cannot rasterise safely
     for ann in auto["annotations"]:
         file_name = auto_images[ann["image_id"]]["file_name"]
         image = truth_images.get(file_name)
@@ -508,11 +536,20 @@ def measure_against_truth(auto_coco, truth_coco):
         height, width = image["height"], image["width"]
         cls = auto_class[ann["category_id"]]
         target = image.get("target_class") or parse_custom_name(file_name).class_name
-        candidates = truth_anns[image["id"]]
+        own = _segmentation_rle(ann.get("segmentation"), height, width)
+        if own is None:
+            unusable["auto"] += 1
+            continue
+        candidates, candidate_rles = [], []
+        for t in truth_anns[image["id"]]:
+            rle = _segmentation_rle(t.get("segmentation"), height, width)
+            if rle is None:
+                unusable_truth.add(id(t))
+            else:
+                candidates.append(t)
+                candidate_rles.append(rle)
         if candidates:
-            ious = mask_utils.iou([_segmentation_rle(ann["segmentation"], height, width)],
-                                  [_segmentation_rle(t["segmentation"], height, width) for t in candidates],
-                                  [0] * len(candidates))[0]
+            ious = mask_utils.iou([own], candidate_rles, [0] * len(candidates))[0]
         else:
             ious = np.zeros(0)
         classes = [truth_class[t["category_id"]] for t in candidates]
@@ -523,7 +560,8 @@ def measure_against_truth(auto_coco, truth_coco):
 
     result = {"images_in_truth": len(truth_images), "images_labelled": len(labelled),
               "share_labelled": len(labelled) / len(truth_images) if truth_images else None,
-              "auto_images_not_in_truth": len(not_in_truth)}
+              "auto_images_not_in_truth": len(not_in_truth),
+              "unusable_segmentations": {"auto": unusable["auto"], "truth": len(unusable_truth)}}
     result.update(_summary([row for cls_rows in rows.values() for row in cls_rows]))
     result["per_class"] = {cls: _summary(rows[cls]) for cls in sorted(rows)}
     return result

@@ -456,3 +456,47 @@ def test_report_to_dict_and_table_of_an_empty_run():
     report = AutoLabelReport(images_seen=2, skipped={"bad name": ["a.jpg", "b.jpg"]})
     assert report.to_dict()["skipped"] == 2
     assert "Auto-labelled 0 of 2 images (2 skipped)" in report.table()
+
+
+# --- hostile input (issue 31) -------------------------------------------------------------------
+
+def test_a_decompression_bomb_is_skipped_and_journalled_so_a_resume_never_reads_it(folder, tmp_path,
+                                                                                   monkeypatch):
+    from tests.bombs import png_claiming
+    images, truth = folder
+    png_claiming(images / "pants_yaz_1.png", 100000, 100000)   # sorts before the skirts and tops
+    crashing = Interrupting(images, truth, batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        run(crashing, images, tmp_path)
+    journal = (tmp_path / "auto_coco.json.partial.jsonl").read_text()
+    assert '"too large to decode"' in journal and "pants_yaz_1.png" in journal
+
+    import helpers.autolabel as autolabel
+    read = []
+    monkeypatch.setattr(autolabel, "read_image_rgb", lambda path: read.append(path.name) or read_image_rgb(path))
+    report = run(FakeModel(images, truth, batch_size=2), images, tmp_path)
+    assert "pants_yaz_1.png" not in read and read
+    assert report.skipped["too large to decode"] == ["pants_yaz_1.png"]
+    assert report.skipped["unreadable"] == ["skirt_yaz_2.jpg"]
+    assert "too large to decode" in report.table()
+
+
+def test_measure_leaves_out_and_counts_segmentations_pycocotools_cannot_take(custom):
+    from tests.bombs import run_limited
+    _, truth = custom
+    auto = _auto_from_truth(truth, lambda target, anns, names: next(
+        a for a in anns if names[a["category_id"]] == target))
+    hostile = json.loads(json.dumps(truth))
+    hostile["annotations"][0]["segmentation"] = [[1, 1, 1e9, 5, 9, 1]]
+    hostile["annotations"][1]["segmentation"] = {"size": [SIZE[0], SIZE[1]], "counts": [10 ** 9, 5]}
+    auto["annotations"][-1]["segmentation"] = [[float("nan"), 1, 5, 5, 9, 1]]   # another image's
+    assert auto["annotations"][-1]["image_id"] != hostile["annotations"][1]["image_id"]
+    code = f"""
+import json
+from helpers.autolabel import measure_against_truth
+measured = measure_against_truth(json.loads({json.dumps(json.dumps(auto))}), json.loads({json.dumps(json.dumps(hostile))}))
+print(json.dumps([measured["instances"], measured["unusable_segmentations"]]))
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    assert json.loads(out) == [9, {"auto": 1, "truth": 2}]

@@ -463,3 +463,13 @@ def test_compute_recall():
     assert recall == pytest.approx(2 / 3) and positive.tolist() == [0, 1]
     assert utils.compute_recall(np.zeros((0, 4)), gt, 0.5)[0] == 0.0
     assert np.isnan(utils.compute_recall(pred, np.zeros((0, 4)), 0.5)[0])
+
+
+def test_read_image_rgb_names_a_decompression_bomb_as_a_value_error(tmp_path):
+    from tests.bombs import png_claiming
+    path = png_claiming(tmp_path / "bomb.png", 100000, 100000)
+    with pytest.raises(ValueError, match="bomb.png: image too large to decode safely") as caught:
+        utils.read_image_rgb(path)
+    assert isinstance(caught.value, utils.ImageTooLargeError)
+    ok = png_claiming(tmp_path / "ok.png", 1, 1)          # the same file at its true size reads
+    assert utils.read_image_rgb(ok).shape == (1, 1, 3)
