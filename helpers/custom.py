@@ -28,6 +28,9 @@ from pathlib import Path
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from PIL import Image
+
+from helpers.guards import image_size_problem, polygon_problem, rle_problem
 from helpers.io import (DataError, atomic_write, read_json, remove_temp_files_on_signals, same_file,
                         write_json_atomic)
 from helpers.modanet import CLASS_NAMES, SEASONS, class_slug
@@ -37,7 +40,8 @@ from helpers.seasons import IMAGE_EXTENSIONS, canonical_class, custom_file_name,
 SEASON = "4mev"                      # ModaNet's photos carry no season: "all seasons"
 TRUTH_FILE = "truth.json"
 PARTIAL_FILE = "build.partial.json"  # present while a from_modanet run is unfinished
-SKIP_REASONS = ("in_exclude", "no_garment", "missing_file", "unsupported_format")
+SKIP_REASONS = ("in_exclude", "no_garment", "missing_file", "unsupported_format", "too_large")
+ID_TYPES = {int, str}                # exact types: a list is unhashable, True would pass for 1
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -67,6 +71,15 @@ def _images_by_id(coco, source):
     for image in coco["images"]:
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys():
             raise DataError(f"{source}: an image entry lacks id, file_name, width or height: {image!r:.120}")
+        if type(image["id"]) not in ID_TYPES:
+            raise DataError(f"{source}: image entry {image!r:.120}: 'id' must be an integer or a string")
+        if not isinstance(image["file_name"], str):
+            raise DataError(f"{source}: image {image['id']!r}: 'file_name' must be a string")
+        problem = (image_size_problem(image["width"], image["height"])
+                   if all(type(image[k]) is int and image[k] > 0 for k in ("width", "height"))
+                   else "'width' and 'height' must be positive integers")
+        if problem:
+            raise DataError(f"{source}: image {image['id']!r} ({image['file_name']}): {problem}")
         if image["id"] in images:
             raise DataError(f"{source}: image id {image['id']!r} appears twice")
         images[image["id"]] = image
@@ -76,25 +89,30 @@ def _images_by_id(coco, source):
 def _annotations_by_image(coco, images, source):
     by_image = {image_id: [] for image_id in images}
     for ann in coco["annotations"]:
-        try:
+        if isinstance(ann, dict) and type(ann.get("image_id")) in ID_TYPES and ann["image_id"] in by_image:
             by_image[ann["image_id"]].append(ann)
-        except (KeyError, TypeError):
-            continue            # an annotation of no listed image: it belongs to no photo we copy
+        # else: an annotation of no listed image: it belongs to no photo we copy
     return by_image
 
 
 def _segmentation_area(segmentation, height, width):
     """Pixels of a COCO segmentation (the union of its polygons, or an RLE), by pycocotools.
 
-    Polygons of fewer than 3 points are left out: they cover nothing, and pycocotools would
-    read a 4-number polygon as a box."""
+    What pycocotools cannot take is left out (helpers.guards): polygons of fewer than 3 points
+    (it would read a 4-number polygon as a box), non-finite or far-out coordinates, outlines too
+    long, RLE counts that do not cover the image (an RLE that is left out covers nothing)."""
     if isinstance(segmentation, dict):
-        rle = segmentation
-        if isinstance(rle.get("counts"), list):
+        if rle_problem(segmentation, height, width):
+            return 0.0
+        rle = {"size": [height, width], "counts": segmentation["counts"]}
+        if isinstance(rle["counts"], list):
             rle = mask_utils.frPyObjects(rle, height, width)
+        elif isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode("ascii")
         return float(mask_utils.area(rle))
-    polygons = [[float(v) for v in p] for p in segmentation or []
-                if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+    if not isinstance(segmentation, list):
+        return 0.0
+    polygons = [[float(v) for v in p] for p in segmentation if polygon_problem(p, height, width) is None]
     if not polygons:
         return 0.0
     return float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))))
@@ -115,7 +133,7 @@ def largest_garments(coco, source="COCO data", progress=False):
         image = images[image_id]
         best = None
         for ann in anns:
-            if ann.get("category_id") not in classes:
+            if type(ann.get("category_id")) is not int or ann["category_id"] not in classes:
                 raise DataError(f"{source}: annotation {ann.get('id')!r} has category_id "
                                 f"{ann.get('category_id')!r}, not in 'categories'")
             area = _segmentation_area(ann.get("segmentation"), image["height"], image["width"])
@@ -132,8 +150,9 @@ def _exclusion(exclude):
     if exclude is None:
         return set(), set()
     coco = _read_coco(exclude, "exclude file (train split)")
-    return ({im["id"] for im in coco["images"] if "id" in im},
-            {Path(im["file_name"]).name for im in coco["images"] if "file_name" in im})
+    entries = [im for im in coco["images"] if isinstance(im, dict)]
+    return ({im["id"] for im in entries if type(im.get("id")) in ID_TYPES},
+            {Path(im["file_name"]).name for im in entries if isinstance(im.get("file_name"), str)})
 
 
 # --- choosing and copying -----------------------------------------------------------------
@@ -142,8 +161,9 @@ def _choose(largest, images, images_dir, per_class, seed, counts):
     """{class: [image ids]}: up to `per_class` photos of each largest-garment class.
 
     Each class's images are shuffled with a seed of their own (one class's photos never change
-    another's choice), then taken in that order; a photo whose file is missing or whose format
-    the course cannot read is counted and the next one taken instead."""
+    another's choice), then taken in that order; a photo whose file is missing, whose format
+    the course cannot read or whose header claims more pixels than Pillow decodes (a
+    decompression bomb) is counted and the next one taken instead."""
     candidates = {}
     for image_id, (class_name, _) in largest.items():
         candidates.setdefault(class_name, []).append(image_id)
@@ -160,11 +180,27 @@ def _choose(largest, images, images_dir, per_class, seed, counts):
                 counts["unsupported_format"] += 1
             elif not source.is_file():
                 counts["missing_file"] += 1
+            elif _too_large(source):
+                counts["too_large"] += 1
             else:
                 taken.append(image_id)
         if taken:
             chosen[class_name] = sorted(taken, key=lambda i: (str(type(i)), i))
     return chosen
+
+
+def _too_large(path):
+    """True when the photo's header claims more pixels than Pillow decodes (a decompression bomb).
+
+    Only the header is read. Other unreadable photos are copied as they are: the auto-labeller
+    skips and reports them."""
+    try:
+        with Image.open(path):
+            return False
+    except Image.DecompressionBombError:
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
 
 
 def _copy(source, target):

@@ -466,3 +466,55 @@ def test_hand_over_truth_copies_it_or_removes_a_stale_one(tmp_path):
     assert target.read_text() == '{"images": []}'
     assert CustomPhotos(tmp_path, truth=None).hand_over_truth(target) is None   # your own photos: no truth
     assert not target.exists()
+
+
+# --- hostile input (issue 31) ---------------------------------------------------------------
+
+def test_a_decompression_bomb_photo_is_skipped_counted_and_replaced(modanet, tmp_path):
+    from tests.bombs import png_claiming
+    root, _ = modanet
+    _, full = build(modanet, tmp_path / "full", per_class=1)
+    images = tmp_path / "images"
+    shutil.copytree(root / "images", images)
+    bombs = {im["source_file_name"] for im in full["images"][:2]}
+    for name in bombs:
+        png_claiming(images / name, 100000, 100000)
+    summary = from_modanet(root / "source.json", images, tmp_path / "out", 1, seed=7, progress=False)
+    truth = json.loads((tmp_path / "out" / "truth.json").read_text())
+    assert summary["skipped"]["too_large"] == len(bombs)
+    assert not {im["source_file_name"] for im in truth["images"]} & bombs
+    assert "too large" in custom.format_summary(summary)
+
+
+def test_largest_garments_leaves_out_what_pycocotools_cannot_take():
+    from tests.bombs import run_limited
+    code = """
+import json
+from helpers.custom import largest_garments
+from helpers.modanet import categories
+square = [10, 10, 40, 10, 40, 40, 10, 40]
+anns = [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 1e9, 5, 9, 1]]},
+        {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [[float("nan"), 1, 5, 5, 9, 1], square]},
+        {"id": 3, "image_id": 1, "category_id": 3, "segmentation": {"size": [64, 64], "counts": [10 ** 9, 5]}},
+        {"id": 4, "image_id": [1], "category_id": 4, "segmentation": [square]},
+        {"id": 5, "image_id": 2, "category_id": 1, "segmentation": [[1, 1, 1e9, 5, 9, 1]]}]
+coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64},
+                   {"id": 2, "file_name": "b.jpg", "width": 64, "height": 64}],
+        "annotations": anns, "categories": categories()}
+print(json.dumps(largest_garments(coco)))
+"""
+    returncode, out, err = run_limited(code)
+    assert returncode == 0, err[-2000:]
+    assert json.loads(out) == {"1": ["belt", 900.0]}      # category 2 by its square; image 2 has nothing
+
+
+@pytest.mark.parametrize("problem, message", [
+    ({"images": [{"id": [1], "file_name": "a.jpg", "width": 64, "height": 64}]}, "'id' must be an integer"),
+    ({"images": [{"id": 1, "file_name": "a.jpg", "width": 100000, "height": 100000}]}, "a.jpg.*over 20000"),
+    ({"annotations": [{"id": 1, "image_id": 1, "category_id": [1], "segmentation": []}]}, "category_id \\[1\\]"),
+])
+def test_bad_ids_and_huge_images_are_one_line_data_errors(problem, message):
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}], "annotations": [],
+            "categories": [{"id": 1, "name": "bag"}], **problem}
+    with pytest.raises(DataError, match=message):
+        custom.largest_garments(coco)
