@@ -40,6 +40,9 @@ from helpers.io import (DataError, describe_os_error, read_json, remove_temp_fil
 BOX_TOLERANCE = 1.0      # px: a box within this of the polygons' extent on every side agrees
 MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
 SHOE_CLASSES = ("footwear", "boots")
+# Two polygon parts sharing at most this fraction of the smaller one's pixels are two shoes
+# (when the annotation came once per part): outlines of feet side by side touch at a few pixels.
+SHOE_OVERLAP = 0.05
 MAX_EXAMPLES = 10
 
 
@@ -301,8 +304,9 @@ def _same(a, b):
 
 
 def _drop_duplicates(annotations, names, summary, drop):
-    """The annotations without later exact copies (or all, counted, when `drop` is False)."""
-    kept, seen = [], {}
+    """The annotations without later exact copies (or all, counted, when `drop` is False), and
+    for each one kept the number of copies found of it (0 for the copies themselves)."""
+    kept, seen, copies = [], {}, {}
     for ann in annotations:
         if isinstance(ann, dict) and ann.get("segmentation"):
             try:
@@ -313,6 +317,7 @@ def _drop_duplicates(annotations, names, summary, drop):
                 segmentation = ann["segmentation"]
                 first = next((other for other in bucket if _same(other["segmentation"], segmentation)), None)
                 if first is not None:
+                    copies[id(first)] = copies.get(id(first), 0) + 1
                     name = names.get(ann.get("category_id"), str(ann.get("category_id")))
                     summary.duplicates_by_class[name] += 1
                     summary.note("duplicates", ann, f"exact copy of annotation {first.get('id')} ({name})")
@@ -321,7 +326,7 @@ def _drop_duplicates(annotations, names, summary, drop):
                 else:
                     bucket.append(ann)
         kept.append(ann)
-    return kept
+    return kept, [copies.get(id(ann), 0) for ann in kept]
 
 
 def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True, split_shoes=False,
@@ -340,7 +345,8 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
        `helpers.convert.via_to_coco` and `helpers.sample` write, and what `segmentation_to_mask`
        draws for training. `recompute_area=False` skips the rasterisation (no area count);
     4. with `split_shoes`, a footwear / boots annotation whose polygon parts fall into two or
-       more groups with no touching boxes between them becomes one instance per group: the
+       more groups with no touching boxes between them, or that came with one exact copy per
+       part and whose parts barely overlap (`_split_shoes`), becomes one instance per group: the
        first keeps the annotation's id, the others get new ids above every id; each gets its
        own box and area. The summary's class counts show what that does per class.
 
@@ -367,7 +373,7 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
     summary.images, summary.annotations_in = len(coco["images"]), len(annotations)
     summary.class_counts_in = _class_counts(annotations, names)
 
-    kept = _drop_duplicates(annotations, names, summary, drop_duplicates)
+    kept, copies = _drop_duplicates(annotations, names, summary, drop_duplicates)
     changing = fix_boxes or recompute_area or split_shoes    # else a check: nothing to copy
     out = [dict(ann) if changing and isinstance(ann, dict) else ann for ann in kept]
 
@@ -424,7 +430,7 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
             _recompute_areas(out, items, summary)
 
     if split_shoes:
-        out = _split_shoes(out, by_image, names, summary)
+        out = _split_shoes(out, by_image, names, summary, copies)
     summary.annotations_out = len(out)
     summary.class_counts_out = _class_counts(out, names)
     return dict(coco, annotations=out), summary
@@ -449,8 +455,26 @@ def _recompute_areas(out, items, summary):
                 ann["area"] = area
 
 
-def _split_shoes(out, by_image, names, summary):
-    """`out` with two-shoe footwear / boots annotations split into one instance per shoe."""
+def _separate_parts(parts, canvas):
+    """True when no two polygon parts share more than SHOE_OVERLAP of the smaller one's pixels."""
+    rles = mask_utils.frPyObjects([list(p) for p in parts], *canvas)
+    areas = mask_utils.area(rles)
+    for i in range(len(rles)):
+        for j in range(i + 1, len(rles)):
+            shared = mask_utils.area(mask_utils.merge([rles[i], rles[j]], intersect=True))
+            if shared > SHOE_OVERLAP * max(min(areas[i], areas[j]), 1):
+                return False
+    return True
+
+
+def _split_shoes(out, by_image, names, summary, copies):
+    """`out` with two-shoe footwear / boots annotations split into one instance per shoe.
+
+    Parts are separate shoes when their boxes do not touch, or when ModaNet wrote the
+    annotation once per part (as many exact copies as parts, each copy's box one part's size:
+    its known defect) and the parts' masks barely overlap (feet side by side: their boxes
+    overlap, their outlines only touch).
+    """
     shoe_ids = {cid for cid, name in names.items() if name in SHOE_CLASSES}
     splits = {}
     for items in by_image.values():
@@ -458,6 +482,9 @@ def _split_shoes(out, by_image, names, summary):
             if len(parts) < 2 or out[index].get("category_id") not in shoe_ids:
                 continue
             groups = _shoe_groups(own.tolist())
+            if (len(groups) == 1 and summary.drop_duplicates and copies[index] + 1 == len(parts)
+                    and _separate_parts(parts, canvas)):
+                groups = [[i] for i in range(len(parts))]
             if len(groups) > 1:
                 splits[index] = (parts, own, size, canvas, groups)
     if not splits:

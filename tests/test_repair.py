@@ -128,6 +128,8 @@ def test_shoe_split_on_the_real_fixture_reports_what_it_does(real):
     print(f"\nreal fixture, split_shoes: {summary.shoes_split} annotations split, "
           f"{summary.shoe_instances_added} instances added; class changes {summary.class_changes()}")
     assert summary.annotations_out == len(real["annotations"]) - summary.duplicates + summary.shoe_instances_added
+    # every duplicated footwear / boots pair in the fixture is two shoes written once each
+    assert summary.shoes_split == summary.duplicates > 0
     ids = [a["id"] for a in repaired["annotations"]]
     assert len(ids) == len(set(ids))
 
@@ -235,6 +237,38 @@ def test_two_separate_shoes_become_two_instances():
     assert off.shoes_split == 0 and off.annotations_out == 3
 
 
+def test_one_copy_per_shoe_becomes_one_instance_per_shoe():
+    """ModaNet's pattern: feet side by side (boxes overlap, outlines touch), the annotation written
+    once per shoe with both polygons. Each copy becomes its shoe; without the copies, or when the
+    parts overlap, it is one instance."""
+    left = [10, 60, 40, 60, 40, 90, 10, 90]                      # 30 x 30
+    right = [39, 70, 69, 70, 69, 95, 39, 95]                     # its box overlaps left's
+    overlapping = [20, 62, 50, 62, 50, 92, 20, 92]               # a third of left's pixels shared
+    base = {"image_id": 1, "category_id": 4, "iscrowd": 0, "area": 0}
+    images = [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100}]
+    categories = [{"id": 4, "name": "footwear"}]
+
+    def coco(*annotations):
+        return {"images": images, "categories": categories,
+                "annotations": [dict(base, id=i + 1, **a) for i, a in enumerate(annotations)]}
+
+    pair = coco({"segmentation": [left, right], "bbox": [36, 60, 30, 30]},
+                {"segmentation": [left, right], "bbox": [36, 70, 30, 25]})
+    rles = mask_utils.frPyObjects([left, right], 100, 200)
+    shared = mask_utils.area(mask_utils.merge(rles, intersect=True))
+    assert 0 < shared <= 0.05 * min(mask_utils.area(rles))      # the outlines do touch
+    repaired, summary = repair_coco(pair, split_shoes=True)
+    assert (summary.duplicates, summary.shoes_split, summary.shoe_instances_added) == (1, 1, 1)
+    assert [a["segmentation"] for a in repaired["annotations"]] == [[left], [right]]
+    assert summary.class_changes() == {}                         # 2 annotations in, 2 shoes out
+    assert len(repair_coco(pair)[0]["annotations"]) == 1         # without the option: deduplicated
+    single = coco({"segmentation": [left, right], "bbox": [10, 60, 56, 35]})
+    assert repair_coco(single, split_shoes=True)[1].shoes_split == 0     # no copy: one instance
+    lapped = coco({"segmentation": [left, overlapping], "bbox": [10, 60, 40, 32]},
+                  {"segmentation": [left, overlapping], "bbox": [10, 60, 40, 32]})
+    assert repair_coco(lapped, split_shoes=True)[1].shoes_split == 0     # parts overlap: one shoe
+
+
 # --- inputs the checks cannot measure ----------------------------------------------------------
 
 def test_unmeasurable_annotations_pass_through_counted():
@@ -279,8 +313,8 @@ def test_cli_round_trip_writes_the_repair(real, tmp_path, capsys):
     assert main([str(MODANET_SUBSET), str(out), "--keep-duplicates", "--no-fix-boxes",
                  "--no-recompute-area", "--split-shoes", "--quiet"]) == 0
     kept = json.loads(out.read_text())
-    assert len(kept["annotations"]) == len(real["annotations"]) + repair_coco(real, split_shoes=True)[1] \
-        .shoe_instances_added
+    assert len(kept["annotations"]) == len(real["annotations"]) + repair_coco(
+        real, drop_duplicates=False, split_shoes=True)[1].shoe_instances_added
     assert "areas: not checked" in capsys.readouterr().out
 
 
