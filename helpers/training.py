@@ -90,35 +90,61 @@ def coco_weights_path(paths, progress=True):
     """Path of `mask_rcnn_coco.h5` under data/, downloaded (resumable) on first use.
 
     Matterport publishes no checksum, so the file is checked by opening it as HDF5 and
-    finding the mask head in it; a file that fails is removed and the error says so.
+    finding the mask head in it. A cached file that fails (a download cut short, a damaged
+    disk) is removed and downloaded once more; a freshly downloaded file that fails is
+    removed and the error says so.
     """
     from helpers.download import download_file
 
     target = Path(paths.weights) / COCO_WEIGHTS_FILE
-    if not target.is_file():
+    cached = target.is_file()
+    if not cached:
         download_file(COCO_WEIGHTS_URL, target, progress=progress)
-    check_weight_file(target, must_have="mrcnn_mask", remove_if_bad=True)
+    try:
+        check_weight_file(target, must_have="mrcnn_mask", remove_if_bad=True)
+    except DataError as err:
+        if not cached:
+            raise
+        print(f"{target}: the cached file was not usable ({err}); downloading it again.")
+        download_file(COCO_WEIGHTS_URL, target, progress=progress)
+        check_weight_file(target, must_have="mrcnn_mask", remove_if_bad=True)
     return target
 
 
 def check_weight_file(path, must_have=None, remove_if_bad=False):
-    """Raise DataError naming `path` unless it is an HDF5 weight file (holding `must_have`)."""
+    """Raise a one-line DataError naming `path` unless it is an HDF5 weight file (holding `must_have`).
+
+    Every group and dataset header is visited, so a file damaged in its metadata fails here and
+    not halfway through load_weights. h5py reports damage as OSError, RuntimeError, KeyError or
+    ValueError depending on where it is (a zero-byte file, a truncated download, a flipped byte
+    in a group's table): all of them become the DataError. With `remove_if_bad` the file is
+    removed, so the next run downloads it again.
+    """
     import h5py
 
     path = Path(path)
+    removed = "; it was removed, run again to download it afresh" if remove_if_bad else ""
+
+    def refuse(problem):
+        if remove_if_bad:
+            path.unlink(missing_ok=True)
+        return DataError(f"{path}: {problem}{removed}")
+
+    def touch(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            obj.shape, obj.dtype
+        dict(obj.attrs)
+
     try:
         with h5py.File(path, "r") as h5:
             names = set(h5.attrs.get("layer_names", [])) | set(h5.keys())
             names = {n.decode() if isinstance(n, bytes) else str(n) for n in names}
-    except OSError as err:
-        if remove_if_bad:
-            path.unlink(missing_ok=True)
-        raise DataError(f"{path}: not a readable HDF5 weight file ({err})"
-                        + ("; it was removed, run again to download it afresh" if remove_if_bad else "")) from None
+            h5.visititems(touch)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise refuse(f"not a readable HDF5 weight file ({message})") from None
     if must_have and must_have not in names:
-        if remove_if_bad:
-            path.unlink(missing_ok=True)
-        raise DataError(f"{path}: has no layer '{must_have}': not a Mask R-CNN weight file")
+        raise refuse(f"has no layer '{must_have}': not a Mask R-CNN weight file")
     return path
 
 

@@ -329,3 +329,69 @@ def test_a_real_smoke_training_stops_by_budget_saves_and_resumes_with_a_larger_o
     assert read_json(run / "training_time.json")["seconds"] == 50.0
     with open(run / "training_log.csv") as f:
         assert [row.split(",")[0] for row in f.read().splitlines()[1:]] == ["0", "2", "3"]
+
+
+def h5_weights():
+    """A small weight file in Keras' layout: layer groups with attributes and one dataset each."""
+    import io
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.attrs["layer_names"] = [b"conv1", b"mrcnn_mask"]
+        for name in ("conv1", "mrcnn_mask"):
+            group = h5.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/k:0".encode()]
+            group.create_dataset("k:0", data=np.zeros((10, 10), "f4"))
+    return buffer.getvalue()
+
+
+# Eight bytes overwritten in the file's metadata: h5py then raises RuntimeError ("number of
+# children is greater than maximum") or KeyError ("unable to determine object type"), not OSError.
+DAMAGE = {"group table": (143, "69fb4692320f7672"), "object header": (794, "e0724ff272973b17")}
+
+
+@pytest.mark.parametrize("where", sorted(DAMAGE))
+def test_damaged_hdf5_is_a_one_line_data_error_and_removed(tmp_path, where):
+    position, junk = DAMAGE[where]
+    data = bytearray(h5_weights())
+    data[position:position + 8] = bytes.fromhex(junk)
+    bad = tmp_path / "weights.h5"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="weights.h5: not a readable HDF5 weight file") as caught:
+        training.check_weight_file(bad, must_have="mrcnn_mask")
+    assert "\n" not in str(caught.value) and bad.exists()
+    with pytest.raises(DataError, match="removed"):
+        training.check_weight_file(bad, must_have="mrcnn_mask", remove_if_bad=True)
+    assert not bad.exists()
+
+
+def test_zero_byte_and_truncated_weight_files_are_named(tmp_path):
+    good = h5_weights()
+    assert training.check_weight_file(_written(tmp_path / "good.h5", good), must_have="mrcnn_mask")
+    for name, data in (("empty.h5", b""), ("cut.h5", good[:len(good) // 2])):
+        with pytest.raises(DataError, match=f"{name}: not a readable HDF5 weight file"):
+            training.check_weight_file(_written(tmp_path / name, data))
+    headless = _written(tmp_path / "headless.h5", h5_with_layers(["conv1"]))
+    with pytest.raises(DataError, match="no layer 'mrcnn_mask'.*removed"):
+        training.check_weight_file(headless, must_have="mrcnn_mask", remove_if_bad=True)
+    assert not headless.exists()
+
+
+def _written(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def test_a_damaged_cached_coco_download_is_removed_and_downloaded_again(http_server, tmp_path, monkeypatch,
+                                                                         capsys):
+    http_server.files["/mask_rcnn_coco.h5"] = h5_weights()
+    monkeypatch.setattr(training, "COCO_WEIGHTS_URL", http_server.url("/mask_rcnn_coco.h5"))
+    paths = Paths(tmp_path)
+    paths.weights.mkdir(parents=True)
+    position, junk = DAMAGE["group table"]
+    damaged = bytearray(h5_weights())
+    damaged[position:position + 8] = bytes.fromhex(junk)
+    (paths.weights / "mask_rcnn_coco.h5").write_bytes(bytes(damaged))      # an earlier run's cached file
+    path = training.coco_weights_path(paths, progress=False)
+    assert path.read_bytes() == h5_weights()
+    assert len(http_server.requests_for("/mask_rcnn_coco.h5")) == 1
+    assert "downloading it again" in capsys.readouterr().out
