@@ -67,13 +67,17 @@ def coordinates_problem(polygon, height, width):
         return FAR_OUTSIDE
     if not math.isfinite(total):
         return NOT_FINITE if not all(map(math.isfinite, polygon)) else FAR_OUTSIDE
-    xs, ys = polygon[0::2], polygon[1::2]
-    margin_x, margin_y = FAR_OUTSIDE_SIDES * width, FAR_OUTSIDE_SIDES * height
-    if min(xs) < -margin_x or max(xs) > width + margin_x or min(ys) < -margin_y or max(ys) > height + margin_y:
-        return FAR_OUTSIDE
+    side = min(width, height)
+    if not (min(polygon) >= -FAR_OUTSIDE_SIDES * side and max(polygon) <= (1 + FAR_OUTSIDE_SIDES) * side):
+        # outside the square every image contains: look at x and y apart (ModaNet rarely gets here)
+        xs, ys = polygon[0::2], polygon[1::2]
+        margin_x, margin_y = FAR_OUTSIDE_SIDES * width, FAR_OUTSIDE_SIDES * height
+        if min(xs) < -margin_x or max(xs) > width + margin_x or min(ys) < -margin_y or max(ys) > height + margin_y:
+            return FAR_OUTSIDE
     limit = MAX_OUTLINE_FACTOR * (width + height)
     longest_edge = (1 + 2 * FAR_OUTSIDE_SIDES) * max(width, height)
-    if len(xs) * longest_edge > limit:     # only long polygons can exceed it: measure those
+    if len(polygon) // 2 * longest_edge > limit:     # only long polygons can exceed it: measure those
+        xs, ys = polygon[0::2], polygon[1::2]
         outline = sum(max(abs(x1 - x0), abs(y1 - y0))
                       for x0, y0, x1, y1 in zip(xs, ys, xs[1:] + xs[:1], ys[1:] + ys[:1]))
         if outline > limit:
