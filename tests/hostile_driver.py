@@ -6,6 +6,8 @@
         last: "PASS <outcome>: <detail>" (exit 0) or "FAIL: <why>" (exit 1). Outcomes: "error" (a
         clear one-line error), "skip" (success, with the bad item counted in the summary), "ok"
         (success, nothing counted). Each KIND lists the outcomes it allows per entry.
+    python tests/hostile_driver.py --serve CAP
+        a fork server for the library cases: each case a forked child under an address-space cap.
     python tests/hostile_driver.py --wrap MODE MODULE ARG...
         runs MODULE as `python -m MODULE ARG...` on a simulated disk: MODE "slow-fsync" makes every
         fsync take seconds (so a SIGTERM lands mid-write), "enospc:NAME" fails the fsync of any file
@@ -128,7 +130,7 @@ class Ctx:
         self.outputs_override = {}                   # entry -> output paths
         self.pre_outputs = {}                        # output path -> bytes of an earlier run
         self.in_is_out = False
-        self.expect = {}                             # entry -> allowed outcomes (kind's choice)
+        self.cap = None                              # address-space cap of the CLI's process (bytes)
         for i, name in enumerate(NAMES):
             save_image(self.images / name, color=(40 * i, 90, 200 - 30 * i))
         save_image(self.outside, color=(1, 2, 3))
@@ -610,7 +612,7 @@ def png_0x0(c):
     damage(c, lambda p: p.write_bytes(png_with_header(0, 0)))
 
 
-@kind(IMAGE_READERS + ("custom",), allowed=FINE)
+@kind(IMAGE_READERS + ("custom",), allowed=FINE, CocoDataset=ANY, ViaDataset=ANY, custom=ANY)  # a side limit may refuse it
 def image_1x100000(c):
     damage(c, lambda p: save_image(p, size=(1, 100000), fmt="PNG"))
     c.coco["images"][1].update(width=1, height=100000)
@@ -852,7 +854,7 @@ def run_cli(c, entry):
     before = snapshot(folders)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONIOENCODING="utf-8", TQDM_DISABLE="1")
-    proc = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(capped([sys.executable, *argv], c.cap), cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     if c.sigterm:
         deadline = time.monotonic() + 30
@@ -949,14 +951,14 @@ def lib_errors():
 
 def run_lib(c, entry):
     """(outcome, detail); allowed errors are caught here, anything else is a failure."""
-    errors, messages = lib_errors(), []
+    errors, messages, caught = lib_errors(), [], []
 
     def attempt(where, function, *args, **kwargs):
         try:
             return True, function(*args, **kwargs)
         except errors as err:
             check_one_line(err, c, where)
-            messages.append(f"{type(err).__name__}: {err}")
+            caught.append(f"{type(err).__name__}: {err}")
             return False, None
         except Exception as err:     # noqa: BLE001 - the point: nothing else may escape
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
@@ -992,7 +994,9 @@ def run_lib(c, entry):
             if any(n in read for n in c.outside_names):
                 raise Fail(f"load_image read a file outside the images folder: {c.outside_names}")
             summary = dataset.summary()
-            counted = sum(dataset.skipped.values()) > 0
+            repairs = getattr(dataset, "repairs", [])     # load_coco's helpers.repair counts
+            found = [getattr(r, "found", 0) for r in repairs] + [getattr(r, "not_checked", 0) for r in repairs]
+            counted = sum(dataset.skipped.values()) > 0 or any(f() if callable(f) else f for f in found)
             messages.append(" ".join(summary.split())[:200])
     elif entry in ("coco_to_via", "via_to_coco"):
         from helpers.convert import coco_to_via, via_to_coco
@@ -1025,14 +1029,13 @@ def run_lib(c, entry):
         done, _ = attempt("check_weight_file", check_weight_file, c.weights, must_have="mrcnn_mask",
                           remove_if_bad=True)
         if not done and was_file and c.weights.exists():
-            raise Fail(f"bad weight file not removed (remove_if_bad=True): {messages[-1][:160]}")
+            raise Fail(f"bad weight file not removed (remove_if_bad=True): {caught[-1][:160]}")
         if done and not c.weights.is_file():
             raise Fail("a good weight file was removed")
     else:
         raise KeyError(entry)
-    errors_seen = [m for m in messages if m.split(":")[0] in ("DataError", "ValueError", "FileNotFoundError")]
-    if errors_seen:
-        return ERROR, errors_seen[0][:200]
+    if caught:
+        return ERROR, caught[0][:200]
     return (SKIP if counted else OK), (messages[-1] if messages else "")
 
 
@@ -1096,30 +1099,108 @@ def wrap(mode, module, args):
 
 
 # --- main ----------------------------------------------------------------------------------------------------
-KIND_NAME = None
+# Sets the memory cap, then becomes the command: setrlimit before exec, as a preexec_fn would, but safe
+# to start from the test's threads (a preexec_fn runs Python between fork and exec).
+CAP_SNIPPET = ("import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
+               "os.execv(sys.argv[2], sys.argv[2:])")
 
 
-def main(argv):
-    global KIND_NAME
-    if argv and argv[0] == "--wrap":
-        mode, flag, module, *args = argv[1:]
-        assert flag == "-m", argv
-        return wrap(mode, module, args)
-    KIND_NAME, entry, workdir = argv
-    function, entries, _, _ = KINDS[KIND_NAME]
+def capped(argv, cap):
+    """`argv` (argv[0] an executable path) run under an address-space cap of `cap` bytes (None: none)."""
+    return argv if cap is None else [sys.executable, "-S", "-c", CAP_SNIPPET, str(cap), *argv]
+
+
+def judge(kind_name, entry, workdir, cap=None):
+    """(passed, verdict line) of one case, judged in this process. A CLI entry runs as a child process
+    (under `cap`); a library entry runs here, so give this process its cap (the test starts
+    `python tests/hostile_driver.py KIND ENTRY WORKDIR` under one for those)."""
+    function = KINDS[kind_name][0]
     c = Ctx(workdir)
+    c.cap = cap
     function(c)
     c.write()
     try:
         outcome, detail = run_cli(c, entry) if entry in CLI_ENTRIES else run_lib(c, entry)
-        allowed = allowed_outcomes(KIND_NAME, entry)
+        allowed = allowed_outcomes(kind_name, entry)
         if outcome not in allowed:
             raise Fail(f"outcome {outcome!r}, expected {' or '.join(sorted(allowed))}: {detail[:200]}")
     except Fail as fail:
-        print(f"FAIL: {fail}")
-        return 1
-    print(f"PASS {outcome}: {detail[:200]}")
-    return 0
+        return False, f"FAIL: {fail}"
+    return True, f"PASS {outcome}: {detail[:200]}"
+
+
+# --- a fork server for the library cases ----------------------------------------------------------------------
+PRELOAD = ("helpers.io", "helpers.via", "helpers.datasets", "helpers.convert", "helpers.split", "helpers.autolabel",
+           "helpers.training", "mrcnn.utils", "h5py")
+
+
+def serve(cap):
+    """Read [kind, entry, workdir, timeout] lines on stdin; run each library case in a forked child under
+    an address-space cap of `cap` bytes (set in the child before the case runs); answer one JSON line
+    {"returncode", "verdict", "stderr"} per case. The entry points are imported once, here: a fresh
+    interpreter per case would spend most of its time importing numpy, Pillow and pycocotools."""
+    import importlib
+    import traceback
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for line in sys.stdin:
+        kind_name, entry, workdir, timeout = json.loads(line)
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        out_path, err_path = Path(workdir) / "verdict.txt", Path(workdir) / "stderr.txt"
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:                                  # the child: one case, then _exit
+            code = 3
+            try:
+                resource_cap(cap)
+                err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(err_fd, 2)
+                passed, verdict = judge(kind_name, entry, Path(workdir) / "case")
+                out_path.write_text(verdict + "\n")
+                code = 0 if passed else 1
+            except BaseException:                     # noqa: BLE001 - a driver bug: say it, exit 3
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        deadline, status = time.monotonic() + timeout, None
+        while status is None:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = raw
+            elif time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                status = None
+                break
+            else:
+                time.sleep(0.002)
+        if status is None:
+            answer = {"returncode": None, "verdict": f"no verdict within {timeout} s", "stderr": ""}
+        else:
+            verdict = out_path.read_text().strip() if out_path.exists() else ""
+            stderr = err_path.read_text(errors="replace")[-1500:] if err_path.exists() else ""
+            answer = {"returncode": os.waitstatus_to_exitcode(status), "verdict": verdict, "stderr": stderr}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+def resource_cap(cap):
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def main(argv):
+    if argv and argv[0] == "--serve":
+        return serve(int(argv[1]))
+    if argv and argv[0] == "--wrap":
+        mode, flag, module, *args = argv[1:]
+        assert flag == "-m", argv
+        return wrap(mode, module, args)
+    kind_name, entry, workdir = argv
+    passed, verdict = judge(kind_name, entry, workdir)
+    print(verdict)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
