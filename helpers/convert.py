@@ -261,14 +261,16 @@ def _parse_area(text):
 
 def _image_file_size(path):
     """(width, height) of an image file as a viewer shows it (EXIF rotation applied), read from
-    its header only; None when the file is missing or not an image."""
+    its header only; None when the file is missing, not an image, or a decompression bomb (a
+    header claiming more pixels than Pillow agrees to open)."""
     try:
         with Image.open(path) as image:
             width, height = image.size
             if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):
                 width, height = height, width
             return width, height
-    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError):
         return None
 
 

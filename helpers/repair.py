@@ -40,6 +40,7 @@ from helpers.io import (DataError, describe_os_error, read_json, remove_temp_fil
 BOX_TOLERANCE = 1.0      # px: a box within this of the polygons' extent on every side agrees
 MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
 SHOE_CLASSES = ("footwear", "boots")
+PLAIN_IDS = (int, str)
 # Two polygon parts sharing at most this fraction of the smaller one's pixels are two shoes
 # (when the annotation came once per part): outlines of feet side by side touch at a few pixels.
 SHOE_OVERLAP = 0.05
@@ -308,7 +309,10 @@ def _drop_duplicates(annotations, names, summary, drop):
     for each one kept the number of copies found of it (0 for the copies themselves)."""
     kept, seen, copies = [], {}, {}
     for ann in annotations:
-        if isinstance(ann, dict) and ann.get("segmentation"):
+        # only plain int / str ids are compared: True and 1.0 equal 1 in Python, and a copy
+        # with a bad id must not make the good annotation its duplicate
+        if (isinstance(ann, dict) and ann.get("segmentation")
+                and type(ann.get("image_id")) in PLAIN_IDS and type(ann.get("category_id")) in PLAIN_IDS):
             try:
                 bucket = seen.setdefault((ann.get("image_id"), ann.get("category_id")), [])
             except TypeError:     # unhashable ids: not comparable, passed through

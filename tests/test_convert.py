@@ -365,6 +365,21 @@ def test_images_missing_or_unreadable_in_images_dir_are_skipped(tmp_path):
     assert summary.images_missing_file == 2 and [i["id"] for i in back["images"]] == [1]
 
 
+def test_a_decompression_bomb_in_images_dir_is_skipped_as_unreadable(tmp_path):
+    from tests.bombs import png_claiming
+
+    coco = one_image_coco([[1, 1, 9, 1, 9, 9]])
+    coco["images"].append({"id": 2, "file_name": "bomb.png", "width": 100, "height": 80})
+    coco["annotations"].append(dict(coco["annotations"][0], id=2, image_id=2))
+    write_images(tmp_path / "images", ["a.jpg"])
+    png_claiming(tmp_path / "images" / "bomb.png", 100000, 100000)
+    via, summary = convert_quietly(coco_to_via, coco, images_dir=tmp_path / "images")
+    assert summary.images_missing_file == 1 and list(via) == ["1"]
+    back, summary = convert_quietly(via_to_coco, coco_to_via(coco, progress=False)[0], CATEGORIES,
+                                    images_dir=tmp_path / "images")
+    assert summary.images_missing_file == 1 and [i["id"] for i in back["images"]] == [1]
+
+
 def test_image_names_that_leave_the_images_folder_are_skipped_not_read(tmp_path):
     """'../x.jpg' and absolute names are refused even when the file exists; a symlink inside the
     folder is followed (only the folder's owner can make one; see helpers.io.name_leaves_folder)."""

@@ -269,6 +269,15 @@ def test_one_copy_per_shoe_becomes_one_instance_per_shoe():
     assert repair_coco(lapped, split_shoes=True)[1].shoes_split == 0     # parts overlap: one shoe
 
 
+def test_a_copy_with_a_bad_id_does_not_make_the_good_one_a_duplicate():
+    coco = shoes_coco()
+    good = coco["annotations"][0]
+    for bad in (True, 4.0, "4"):
+        coco["annotations"] = [dict(good, id=7, category_id=bad), good]
+        repaired, summary = repair_coco(coco)
+        assert summary.duplicates == 0 and good["id"] in [a["id"] for a in repaired["annotations"]], bad
+
+
 # --- inputs the checks cannot measure ----------------------------------------------------------
 
 def test_unmeasurable_annotations_pass_through_counted():
