@@ -716,16 +716,38 @@ def sigterm_mid_write(c):
 
 
 # -- weight files ---------------------------------------------------------------------------------------
-def h5_file(path, layer="mrcnn_mask", size=200000):
+def h5_file(path, layer="mrcnn_mask", size=1000):
+    """A small weight file in Keras' HDF5 layout: layer_names, one group per layer."""
     import h5py
     import numpy as np
     with h5py.File(path, "w") as h5:
-        h5.attrs["layer_names"] = [layer.encode()]
-        h5.create_group(layer).create_dataset("kernel", data=np.arange(size, dtype=np.float32))
+        h5.attrs["layer_names"] = [layer.encode(), b"conv1"]
+        for name in (layer, "conv1"):
+            group = h5.create_group(name)
+            group.attrs["weight_names"] = [b"kernel:0"]
+            group.create_dataset("kernel:0", data=np.arange(size, dtype=np.float32))
+
+
+def damage_h5(c, start, fill):
+    """A good file with 64 bytes overwritten past its superblock: h5py opens it, then fails inside."""
+    h5_file(c.weights)
+    data = bytearray(c.weights.read_bytes())
+    data[start:start + 64] = fill * 64
+    c.weights.write_bytes(bytes(data))
 
 
 @kind(("check_weight_file",), allowed={ERROR})
-def hdf5_corrupt(c):
+def hdf5_corrupt_group_info(c):
+    damage_h5(c, 144, b"\xff")     # h5py 3.14: RuntimeError "Unable to get group info" on reading keys
+
+
+@kind(("check_weight_file",), allowed={ERROR})
+def hdf5_corrupt_object_header(c):
+    damage_h5(c, 64, b"\x00")      # h5py 3.14: KeyError "Unable to synchronously open object"
+
+
+@kind(("check_weight_file",), allowed={ERROR})
+def hdf5_bad_superblock(c):
     c.weights.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 64)
 
 
@@ -758,13 +780,13 @@ def weights_missing(c):
 
 @kind(("check_weight_file",), allowed={ERROR})
 def weights_without_layer(c):
-    h5_file(c.weights, layer="dense_1", size=10)
+    h5_file(c.weights, layer="dense_1")
     c.words = ("mrcnn_mask",)
 
 
 @kind(("check_weight_file",), allowed={OK})
 def weights_valid(c):
-    h5_file(c.weights, size=10)
+    h5_file(c.weights)
 
 
 # The disk-full kind targets, per CLI, the file whose fsync fails.
