@@ -131,6 +131,7 @@ class Ctx:
         self.pre_outputs = {}                        # output path -> bytes of an earlier run
         self.in_is_out = False
         self.cap = None                              # address-space cap of the CLI's process (bytes)
+        self.resume_test = False                     # autolabel: interrupt once, then resume
         for i, name in enumerate(NAMES):
             save_image(self.images / name, color=(40 * i, 90, 200 - 30 * i))
         save_image(self.outside, color=(1, 2, 3))
@@ -586,6 +587,16 @@ def damage(c, make, words=()):
 @kind(IMAGE_READERS + ("via-to-coco", "custom"), allowed=BAD, custom=ANY)
 def png_header_claims_100000px(c):
     damage(c, lambda p: p.write_bytes(png_with_header(100000, 100000)), ("decompression", "bomb", "pixels"))
+
+
+@kind(("autolabel",))
+def png_bomb_then_interrupted_resume(c):
+    """The bomb is read first, then model.detect fails (the run aborts); the resumed run must not read
+    the bomb again (it was recorded as skipped) and must finish with it counted."""
+    (c.auto / AUTO_VICTIM).unlink()
+    (c.auto / "bag_kis_1.png").write_bytes(png_with_header(100000, 100000))   # sorts before the good photo
+    c.resume_test = True
+    c.words = ("decompression", "bomb", "pixels", "interrupted")
 
 
 @kind(IMAGE_READERS)
@@ -1072,12 +1083,43 @@ class StubModel:
                 for image in images]
 
 
+class InterruptedModel:
+    """model.detect that fails on its first call, as a run killed half-way."""
+
+    def detect(self, images):
+        raise ValueError("interrupted by the test (simulated crash of model.detect)")
+
+
 def run_autolabel(c, attempt, messages):
+    import helpers.autolabel
     from helpers.autolabel import autolabel_folder
     out_via, out_coco = c.out / "auto_via.json", c.out / "auto_coco.json"
     before = snapshot([c.out])
-    done, report = attempt("autolabel_folder", autolabel_folder, StubModel(), ("BG",) + CLASS_NAMES, c.auto,
-                           out_via, out_coco, batch_size=1, progress=False)
+    if c.resume_test:
+        try:
+            autolabel_folder(InterruptedModel(), ("BG",) + CLASS_NAMES, c.auto, out_via, out_coco, batch_size=1,
+                             progress=False)
+        except ValueError as err:
+            if "interrupted by the test" not in str(err):
+                raise Fail(f"first run failed before model.detect: {err}") from None
+        except Exception as err:       # noqa: BLE001
+            raise Fail(f"first run: {type(err).__name__} escaped: {str(err)[:160]}") from None
+        else:
+            raise Fail("the first run finished although model.detect failed")
+        reads, real_read = [], helpers.autolabel.read_image_rgb
+
+        def counting_read(path):
+            reads.append(Path(path).name)
+            return real_read(path)
+        helpers.autolabel.read_image_rgb = counting_read
+    try:
+        done, report = attempt("autolabel_folder", autolabel_folder, StubModel(), ("BG",) + CLASS_NAMES, c.auto,
+                               out_via, out_coco, batch_size=1, progress=False)
+    finally:
+        if c.resume_test:
+            helpers.autolabel.read_image_rgb = real_read
+    if c.resume_test and "bag_kis_1.png" in reads:
+        raise Fail("the resumed run read the decompression bomb again (it was not recorded as skipped)")
     leftovers = new_leftovers(before, snapshot([c.out]), [out_via, out_coco])
     partial = [p for p in leftovers if p.name.endswith(".partial.jsonl")]
     others = [p for p in leftovers if p not in partial]
