@@ -1,19 +1,21 @@
 """Hostile and careless inputs (issue 31, item 4): every kind through every entry point it reaches.
 
-Each case is one run of tests/hostile_driver.py (KIND ENTRY WORKDIR) in its own process, under a
-memory cap (RLIMIT_AS, inherited by the CLI the driver starts) and a timeout, so that what kills a
-process (pycocotools asking for 22 GB, a segfault under the cap, a decompression bomb) fails one
-case instead of the session. The driver builds the inputs, runs the entry point and judges: a
-clear one-line error naming the file or the problem, or a counted skip; exit code 0 or 2; no
-traceback; no stray temp file; outputs absent or complete JSON; inputs and earlier outputs intact;
-nothing read from outside the images folder. The last line it prints is the verdict shown here.
-
-Entry points: the CLIs `python -m helpers.convert coco-to-via / via-to-coco`, `helpers.split`,
-`helpers.repair`, `helpers.custom from-modanet`; the loaders `helpers.io.read_json`,
-`helpers.via.read_via`, `CocoDataset` / `ViaDataset` (load, prepare, load_image and load_mask of
-every image), `coco_to_via` / `via_to_coco` / `split_coco` given dicts (NaN and inf do not survive
-JSON), `mrcnn.utils.read_image_rgb`, `helpers.autolabel.autolabel_folder` (with a stub model: its
-reading path is what is tested) and `helpers.training.check_weight_file`. None imports TensorFlow.
+The kinds, their inputs and the judging live in tests/hostile_driver.py (`python tests/hostile_driver.py
+KIND ENTRY WORKDIR` runs one case by hand and prints its verdict). Every case runs in a process of its
+own under a 2 GB address-space cap (RLIMIT_AS) and a timeout, so that what kills a process (pycocotools
+asking for 22 GB, a segfault under the cap) fails one case, not the session:
+- a CLI case (`python -m helpers.convert coco-to-via / via-to-coco`, `helpers.split`, `helpers.repair`,
+  `helpers.custom from-modanet`) is a real `python -m` process, capped by setrlimit before exec;
+- a library case (`helpers.io.read_json`, `helpers.via.read_via`, `CocoDataset` / `ViaDataset`: load,
+  prepare, load_image and load_mask of every image; `coco_to_via` / `via_to_coco` / `split_coco` given
+  dicts, as NaN and inf do not survive JSON; `mrcnn.utils.read_image_rgb`;
+  `helpers.autolabel.autolabel_folder` with a stub model, i.e. its reading path;
+  `helpers.training.check_weight_file`) is a forked child of a server that imported them once, capped
+  by setrlimit before the case runs. None of them imports TensorFlow.
+A case passes when it ends in a clear one-line error naming the file or the problem, or a counted skip
+(as each kind allows): exit code 0 or 2, no traceback, no stray temp file, outputs absent or complete
+JSON, inputs and an earlier run's outputs intact, nothing read from outside the images folder.
+Two cases run at a time, started in the background when the session begins (~80 s on 2 idle cores).
 """
 import importlib.util
 import json
