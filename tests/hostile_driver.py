@@ -179,8 +179,8 @@ class Ctx:
 
     def names(self):
         """Names an error message may use to say which file it is about."""
-        names = {p.name for p in (self.coco_path, self.via_path, self.cats_path, self.images, self.out,
-                                  self.auto, self.weights, self.outside, self.root)}
+        names = {p.name for p in (self.coco_path, self.via_path, self.cats_path, self.weights, self.outside)}
+        names |= {str(self.images), str(self.auto)}        # folders by full path ("out" is in "without")
         names |= {p.name for p in self.images.iterdir()} | {p.name for p in self.auto.iterdir()}
         names |= {str(n) for n in self.outside_names}
         for entry in CLI_ENTRIES:
@@ -677,6 +677,7 @@ def output_parent_is_a_file(c):
     blocker.write_text("a file, not a folder\n")
     c.outputs_override = {e: [blocker / p.name for p in c.outputs(e)] for e in OUT_CLIS}
     c.outputs_override["custom"] = [blocker / "custom" / "truth.json"]
+    c.words = ("blocker",)
 
 
 @kind(OUT_CLIS, allowed={ERROR})
