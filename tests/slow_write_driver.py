@@ -6,9 +6,14 @@ signal to a process that is in the middle of writing, without depending on timin
 """
 import os
 import runpy
+import signal
 import sys
 import time
 from pathlib import Path
+
+# A background job of a non-interactive shell (CI's, nohup's) starts with SIGINT ignored, and the
+# command lines rightly leave an ignored signal alone: start as a terminal's command would.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 _real_fsync = os.fsync

@@ -276,8 +276,11 @@ def test_names_inside_the_folder_are_accepted(name):
 
 # --- signals ---------------------------------------------------------------------------------------
 
+# A background job of a non-interactive shell (CI's, nohup's) starts with SIGINT ignored, and the
+# handler rightly leaves an ignored signal alone: the writer starts as a terminal's command would.
 WRITER = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 from helpers.io import atomic_write, remove_temp_files_on_signals
 if sys.argv[2] == "handled":
     remove_temp_files_on_signals()
