@@ -565,7 +565,7 @@ def file_name_too_long(c):
     name = "x" * 300 + ".jpg"
     c.coco["images"][1]["file_name"] = name
     c.via[f"{VICTIM}-1"]["filename"] = name
-    c.words = ("x" * 40,)
+    c.words = (name, "too long")
 
 
 # -- the image files ----------------------------------------------------------------------------------
@@ -836,7 +836,7 @@ def check_one_line(message, c, where):
         raise Fail(f"{where}: empty error message")
     if "\n" in message.strip():
         raise Fail(f"{where}: error message of {message.count(chr(10)) + 1} lines: {message[:150]!r}")
-    if len(message.replace(max(c.names(), key=len), "")) > 600:     # a 300-character file name may repeat
+    if len(message.replace(max(c.names(), key=len), "")) > 600:     # a 300-character file name may recur
         raise Fail(f"{where}: error message of {len(message)} characters: {message[:150]!r}...")
     low = message.lower()
     if not any(n.lower() in low for n in c.names()):
