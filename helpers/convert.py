@@ -521,6 +521,10 @@ def _coco_to_via(coco, attribute, images_dir, progress):
         if image_id is None or not file_name:
             summary.note("images_bad_entry", str(image)[:60], "", "no 'id' or 'file_name'")
             continue
+        if type(image_id) not in (int, str) or not isinstance(file_name, str):
+            summary.note("images_bad_entry", str(image)[:60], "", "'id' not an integer or text, or "
+                         "'file_name' not text")
+            continue
         key = str(image_id)
         if key in via:
             summary.note("images_duplicate_id", file_name, f"image id {key}",
@@ -567,7 +571,7 @@ def _coco_to_via(coco, attribute, images_dir, progress):
             continue
         file_name = via[key]["filename"]
         category_id = ann.get("category_id")
-        if known_categories and category_id not in known_categories:
+        if type(category_id) not in (int, str) or (known_categories and category_id not in known_categories):
             summary.note("annotations_unknown_category", file_name, item,
                          f"unknown category id {category_id!r}")
             continue

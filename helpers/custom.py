@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from PIL import Image
 
 from helpers.guards import image_size_problem, polygon_problem, rle_problem
-from helpers.io import (DataError, atomic_write, read_json, remove_temp_files_on_signals, same_file,
-                        write_json_atomic)
+from helpers.io import (DataError, atomic_write, name_leaves_folder, read_json, remove_temp_files_on_signals,
+                        same_file, write_json_atomic)
 from helpers.modanet import CLASS_NAMES, SEASONS, class_slug
 from helpers.notebook import CourseStop
 from helpers.seasons import IMAGE_EXTENSIONS, canonical_class, custom_file_name, parse_custom_name
@@ -75,6 +75,9 @@ def _images_by_id(coco, source):
             raise DataError(f"{source}: image entry {image!r:.120}: 'id' must be an integer or a string")
         if not isinstance(image["file_name"], str):
             raise DataError(f"{source}: image {image['id']!r}: 'file_name' must be a string")
+        leaves = name_leaves_folder(image["file_name"])
+        if leaves:
+            raise DataError(f"{source}: image {image['id']!r} ({image['file_name']}): {leaves}")
         problem = (image_size_problem(image["width"], image["height"])
                    if all(type(image[k]) is int and image[k] > 0 for k in ("width", "height"))
                    else "'width' and 'height' must be positive integers")
@@ -313,7 +316,8 @@ def _truth(coco, images, chosen, names, parameters):
     entries = [dict(images[i], file_name=names[i], source_file_name=images[i]["file_name"],
                     target_class=class_of[i], season=SEASON) for i in sorted(ids, key=names.get)]
     wanted = set(ids)
-    annotations = [ann for ann in coco["annotations"] if ann.get("image_id") in wanted]
+    annotations = [ann for ann in coco["annotations"]
+                   if isinstance(ann, dict) and type(ann.get("image_id")) in ID_TYPES and ann["image_id"] in wanted]
     info = dict(coco.get("info") or {}, custom_set=dict(parameters, made_by="helpers.custom.from_modanet"))
     return dict(coco, info=info, images=entries, annotations=annotations)
 

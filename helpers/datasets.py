@@ -17,7 +17,7 @@ from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
 from helpers.guards import image_size_problem, polygon_problem, rle_problem
-from helpers.io import DataError, read_json
+from helpers.io import DataError, name_leaves_folder, read_json
 from helpers.modanet import class_slug
 from helpers.repair import repair_coco
 from helpers.via import read_via
@@ -321,7 +321,7 @@ class CocoDataset(_AnnotatedDataset):
                 raise DataError(f"{where}: image {image_id!r} needs a positive 'width' and 'height'")
             if not isinstance(image.get("file_name"), str) or not image["file_name"]:
                 raise DataError(f"{where}: image {image_id!r} has no 'file_name'")
-            problem = image_size_problem(width, height)
+            problem = image_size_problem(width, height) or name_leaves_folder(image["file_name"])
             if problem:
                 raise DataError(f"{where}: image {image_id!r} ({image['file_name']}): {problem}")
             if image_id in by_id:
@@ -428,6 +428,9 @@ class ViaDataset(_AnnotatedDataset):
             filename = entry.get("filename")
             if not isinstance(filename, str) or not filename:
                 raise DataError(f"{where}: entry {key!r} has no 'filename'")
+            leaves = name_leaves_folder(filename)
+            if leaves:
+                raise DataError(f"{where}: entry {key!r} ({filename}): {leaves}")
             path = images_dir / filename
             try:
                 width, height = self._entry_size(entry, path, where)

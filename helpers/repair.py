@@ -72,6 +72,7 @@ class RepairSummary:
     areas_changed: int = 0
     shoes_split: int = 0
     shoe_instances_added: int = 0
+    ids_renumbered: int = 0
     not_checked: int = 0
     class_counts_in: dict = field(default_factory=dict)
     class_counts_out: dict = field(default_factory=dict)
@@ -84,9 +85,15 @@ class RepairSummary:
             self.examples.append((annotation.get("image_id"), annotation.get("id"), what))
 
     @property
+    def changes_file(self):
+        """False for a check only (nothing repaired but dropped duplicates): annotations untouched."""
+        return self.fix_boxes or self.recompute_area or self.split_shoes
+
+    @property
     def found(self):
-        """Defects found (duplicates, boxes, areas, shoe pairs split); 0 means a clean file."""
-        return self.duplicates + self.boxes_disagreeing + self.areas_changed + self.shoes_split
+        """Defects found (duplicates, boxes, areas, shoe pairs split, repeated ids); 0: a clean file."""
+        return (self.duplicates + self.boxes_disagreeing + self.areas_changed + self.shoes_split
+                + self.ids_renumbered)
 
     def counters(self):
         """The counts as a plain dict (for tests, metrics and tables)."""
@@ -94,7 +101,7 @@ class RepairSummary:
                 "duplicates": self.duplicates, "boxes_disagreeing": self.boxes_disagreeing,
                 "boxes_one_part_only": self.boxes_one_part_only, "areas_changed": self.areas_changed,
                 "shoes_split": self.shoes_split, "shoe_instances_added": self.shoe_instances_added,
-                "not_checked": self.not_checked}
+                "ids_renumbered": self.ids_renumbered, "not_checked": self.not_checked}
 
     def class_changes(self):
         """{class: (before, after)} for the classes whose instance count changed."""
@@ -122,6 +129,9 @@ class RepairSummary:
         if self.split_shoes:
             out.append(f"  footwear / boots split into one instance per shoe: {self.shoes_split} annotations "
                        f"-> {self.shoes_split + self.shoe_instances_added} instances")
+        if self.ids_renumbered:
+            out.append(f"  annotations whose id an earlier one has: {self.ids_renumbered}"
+                       + (" - given new ids" if self.changes_file else " - kept"))
         if self.not_checked:
             out.append(f"  not checked (RLE, malformed or out-of-range polygons; passed through): "
                        f"{self.not_checked}")
@@ -378,8 +388,9 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
     summary.class_counts_in = _class_counts(annotations, names)
 
     kept, copies = _drop_duplicates(annotations, names, summary, drop_duplicates)
-    changing = fix_boxes or recompute_area or split_shoes    # else a check: nothing to copy
+    changing = summary.changes_file    # else a check: nothing to copy
     out = [dict(ann) if changing and isinstance(ann, dict) else ann for ann in kept]
+    _renumber_repeated_ids(out, summary, changing)
 
     # one numpy pass for every polygon's box, then each annotation's extent
     measurable, polygons, counts = [], [], []
@@ -438,6 +449,23 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
     summary.annotations_out = len(out)
     summary.class_counts_out = _class_counts(out, names)
     return dict(coco, annotations=out), summary
+
+
+def _renumber_repeated_ids(out, summary, change):
+    """Give a new id to each annotation whose (integer) id an earlier one has: COCOeval indexes
+    annotations by id, so two different ones sharing an id would collapse into one."""
+    ids = [ann.get("id") if isinstance(ann, dict) and type(ann.get("id")) is int else None for ann in out]
+    next_id = max((i for i in ids if i is not None), default=0) + 1
+    seen = set()
+    for ann, ann_id in zip(out, ids):
+        if ann_id is None:
+            continue
+        if ann_id in seen:
+            summary.note("ids_renumbered", ann, f"id {ann_id} repeated" + (f" -> {next_id}" if change else ""))
+            if change:
+                ann["id"], next_id = next_id, next_id + 1
+            continue
+        seen.add(ann_id)
 
 
 def _recompute_areas(out, items, summary):

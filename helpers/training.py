@@ -130,6 +130,9 @@ def check_weight_file(path, must_have=None, remove_if_bad=False):
             path.unlink(missing_ok=True)
         return DataError(f"{path}: {problem}{removed}")
 
+    if path.is_dir():       # never removed: a folder is somebody's, not a bad download
+        raise DataError(f"{path}: is a folder, not an HDF5 weight file")
+
     def touch(name, obj):
         if isinstance(obj, h5py.Dataset):
             obj.shape, obj.dtype

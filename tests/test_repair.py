@@ -278,6 +278,17 @@ def test_a_copy_with_a_bad_id_does_not_make_the_good_one_a_duplicate():
         assert summary.duplicates == 0 and good["id"] in [a["id"] for a in repaired["annotations"]], bad
 
 
+def test_repeated_ids_get_new_ones_so_cocoeval_keeps_both():
+    coco = shoes_coco()
+    coco["annotations"][2]["id"] = 1               # a different annotation with annotation 1's id
+    repaired, summary = repair_coco(coco)
+    ids = [a["id"] for a in repaired["annotations"]]
+    assert summary.ids_renumbered == 1 and ids == [1, 2, 3] and "id 1 repeated -> 3" in str(summary)
+    same, check = repair_coco(coco, fix_boxes=False, recompute_area=False)
+    assert check.ids_renumbered == 1 and same == coco           # a check only changes nothing
+    assert repair_coco(repaired)[1].found == 0
+
+
 # --- inputs the checks cannot measure ----------------------------------------------------------
 
 def test_unmeasurable_annotations_pass_through_counted():
