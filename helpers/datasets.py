@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.guards import image_size_problem, polygon_problem, rle_problem
+from helpers.guards import image_size_problem, polygon_problem, positive_int, rle_problem
 from helpers.io import DataError, name_leaves_folder, read_json
 from helpers.modanet import class_slug
 from helpers.repair import repair_coco
@@ -80,19 +80,6 @@ def _image_size_from_header(path):
     if orientation in QUARTER_TURN_ORIENTATIONS:
         width, height = height, width
     return width, height
-
-
-def _positive_int(value):
-    """`value` as a positive int (accepts 600, 600.0 and "600"), else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not number.is_integer() or number <= 0:
-        return None
-    return int(number)
 
 
 def _read_input(path_or_obj, what):
@@ -316,7 +303,7 @@ class CocoDataset(_AnnotatedDataset):
             if type(image_id) not in ID_TYPES:
                 raise DataError(f"{where}: image entry {str(image)[:120]}: 'id' must be an integer or a string, "
                                 f"not a {type(image_id).__name__}")
-            width, height = _positive_int(image.get("width")), _positive_int(image.get("height"))
+            width, height = positive_int(image.get("width")), positive_int(image.get("height"))
             if width is None or height is None:
                 raise DataError(f"{where}: image {image_id!r} needs a positive 'width' and 'height'")
             if not isinstance(image.get("file_name"), str) or not image["file_name"]:
@@ -354,7 +341,7 @@ class CocoDataset(_AnnotatedDataset):
             size, counts = segmentation.get("size"), segmentation.get("counts")
             if not isinstance(counts, (list, str, bytes)) or not isinstance(size, (list, tuple)):
                 return None, "annotation: malformed RLE"
-            if [_positive_int(v) for v in size] != [height, width]:
+            if [positive_int(v) for v in size] != [height, width]:
                 return None, "annotation: RLE size differs from the image's"
             rle = {"size": [height, width], "counts": counts}
             return (None, problem) if (problem := rle_problem(rle, height, width)) else (rle, None)
@@ -461,8 +448,8 @@ class ViaDataset(_AnnotatedDataset):
         size = None
         if isinstance(attributes, dict):
             # "widht" is how the season project's real export spells it.
-            width = _positive_int(attributes.get("width") or attributes.get("widht"))
-            height = _positive_int(attributes.get("height"))
+            width = positive_int(attributes.get("width") or attributes.get("widht"))
+            height = positive_int(attributes.get("height"))
             if width and height:
                 size = width, height
         if size is None:

@@ -20,7 +20,7 @@ The rules, chosen so that valid data is never changed:
 import math
 import numbers
 
-from helpers.repair import MAX_IMAGE_SIDE   # one place for the limit (repair rasterises too)
+MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
 
 # Types JSON gives for numbers: checked first, as a set, because ModaNet has millions of them.
 PLAIN_NUMBER_TYPES = {int, float}
@@ -34,6 +34,19 @@ MAX_OUTLINE_FACTOR = 100
 NOT_FINITE = "polygon part: coordinates not finite (NaN or infinity)"
 FAR_OUTSIDE = "polygon part: coordinates far outside the image"
 TOO_LONG = "polygon part: outline too long"
+
+
+def positive_int(value):
+    """An image side as a positive int (accepts 600, 600.0 and "600"), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not number.is_integer() or number <= 0:
+        return None
+    return int(number)
 
 
 def image_size_problem(width, height):

@@ -34,11 +34,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from helpers.guards import MAX_IMAGE_SIDE, positive_int
 from helpers.io import (DataError, describe_os_error, read_json, remove_temp_files_on_signals, same_file,
                         write_json_atomic)
 
 BOX_TOLERANCE = 1.0      # px: a box within this of the polygons' extent on every side agrees
-MAX_IMAGE_SIDE = 20000   # px: larger images (or canvases) are not rasterised (pycocotools' memory)
 SHOE_CLASSES = ("footwear", "boots")
 PLAIN_IDS = (int, str)
 # Two polygon parts sharing at most this fraction of the smaller one's pixels are two shoes
@@ -204,17 +204,6 @@ def part_boxes(polygons):
                      np.maximum.reduceat(xs, first), np.maximum.reduceat(ys, first)], axis=1)
 
 
-def _side(value):
-    """A positive image side as int (400, 400.0, "400"), or None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() and number > 0 else None
-
-
 def _plain(value):
     """A float as an int when it is whole (ModaNet's boxes are ints), else the float."""
     value = float(value)
@@ -378,7 +367,7 @@ def repair_coco(coco, drop_duplicates=True, fix_boxes=True, recompute_area=True,
     sizes = {}
     for image in coco["images"]:
         if isinstance(image, dict):
-            width, height = _side(image.get("width")), _side(image.get("height"))
+            width, height = positive_int(image.get("width")), positive_int(image.get("height"))
             try:
                 sizes[image.get("id")] = (width, height) if width and height else (None, None)
             except TypeError:
