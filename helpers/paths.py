@@ -225,11 +225,15 @@ def require(path, made_by):
     return path
 
 
-# Real street photos named like the custom set, kept beside the project (never inside it: CC BY-NC).
-EXAMPLE_PHOTOS = PROJECT_ROOT.parent / "shared" / "fixtures" / "photos"
+# Two public-domain photos of people shipped with the course (credits: data/photos/CREDITS.md), so that
+# 00 and 07 show the models on real pictures on every machine, Colab included.
+EXAMPLE_PHOTOS = PROJECT_ROOT / "data" / "photos"
 
 
 def example_photos(folder=EXAMPLE_PHOTOS):
-    """The .jpg photos in `folder` (sorted), or [] when it is absent (on Colab, say)."""
+    """The .jpg photos in `folder` (sorted); a missing folder is an error that says so (a clone has it)."""
     folder = Path(folder)
-    return sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is missing: the course ships its example photos there "
+                                "(git checkout data/photos).")
+    return sorted(folder.glob("*.jpg"))
