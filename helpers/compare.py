@@ -67,12 +67,22 @@ def _keep(result, wanted):
             "scores": result["scores"][wanted], "masks": result["masks"][..., wanted]}
 
 
-def _named_results(image_id, result, class_names, target, category_of):
-    """COCO results of the detections of garment `target` only, relabelled by `category_of`."""
+def _named_results(image_id, result, class_names, target, category_of, season=None):
+    """COCO results of the detections of garment `target` only, relabelled by `category_of`.
+
+    With `season`, a detection of another season keeps its place in the ranking but its mask is
+    emptied: it matches nothing and counts as a false positive. Asking for the season as well can
+    then only lower a garment's AP, never raise it (dropping such detections instead would remove
+    false positives and could).
+    """
     names = [class_names[int(i)] for i in result["class_ids"]]
     wanted = np.array([garment_of(n) == target for n in names], dtype=bool)
     kept = _keep(result, wanted)
-    categories = [category_of(class_names[int(i)]) for i in kept["class_ids"]]
+    kept_names = [class_names[int(i)] for i in kept["class_ids"]]
+    if season is not None:
+        wrong = np.array([parse_label(n)[1] != season for n in kept_names], dtype=bool)
+        kept["masks"] = np.where(wrong[None, None, :], False, kept["masks"].astype(bool))
+    categories = [category_of(n) for n in kept_names]
     return results_to_coco(image_id, {**kept, "class_ids": np.arange(len(categories))}, categories)
 
 
@@ -83,7 +93,7 @@ class NamedGarmentComparison:
     columns: tuple
     model1: object              # CocoScores per garment
     model2: object              # CocoScores per garment (season ignored)
-    model2_seasons: object      # CocoScores per label (garment and season must be right)
+    model2_seasons: object      # CocoScores per garment, a detection of the wrong season a false positive
     season_confusion: tuple     # (matrix, labels, accuracy)
     truth_source: str
 
@@ -115,13 +125,14 @@ class NamedGarmentComparison:
 
     def __str__(self):
         width = max([len(str(r["class"])) for r in self.rows] + [len("all (AP50)")]) + 2
-        lines = [f"mask AP per garment ({self.model1.num_images} photos, truth: {self.truth_source})",
+        lines = [f"mask AP (IoU 0.50:0.95) per garment ({self.model1.num_images} photos, truth: {self.truth_source})",
                  f"  {'garment':<{width}}" + "".join(f"{c:>18}" for c in self.columns)]
         for row in self.rows:
             cells = "".join(f"{row[c]:>18.3f}" if not np.isnan(row[c]) else f"{'-':>18}" for c in self.columns)
             lines.append(f"  {row['class']:<{width}}{cells}")
-        lines.append(f"  {'all (AP50)':<{width}}" + "".join(
-            f"{s.metrics['segm']['AP50']:>18.3f}" for s in (self.model1, self.model2, self.model2_seasons)))
+        for metric in ("AP", "AP50"):
+            lines.append(f"  {f'all ({metric})':<{width}}" + "".join(
+                f"{s.metrics['segm'][metric]:>18.3f}" for s in (self.model1, self.model2, self.model2_seasons)))
         return "\n".join(lines)
 
 
@@ -137,7 +148,6 @@ def compare_models_on_named_garments(model1, classes1, model2, classes2, dataset
     if truth is not None:
         labels_gt = truth_as_labels(truth, labels_gt)
         source = "hidden truth"
-    label_id = {c["name"]: c["id"] for c in labels_gt["categories"]}
     garments = sorted({garment_of(c["name"]) for c in labels_gt["categories"]})
     garment_id = {g: i + 1 for i, g in enumerate(garments)}
     garment_gt = {**labels_gt, "categories": [{"id": garment_id[g], "name": g} for g in garments],
@@ -155,18 +165,17 @@ def compare_models_on_named_garments(model1, classes1, model2, classes2, dataset
         to_garment = lambda name: garment_id.get(garment_of(name), 0)
         runs["model-1"] += _named_results(image["id"], result1, classes1, named.class_name, to_garment)
         runs["model-2"] += _named_results(image["id"], result2, classes2, named.class_name, to_garment)
-        runs["model-2 + season"] += _named_results(image["id"], result2, classes2, named.class_name,
-                                                   lambda name: label_id.get(name, 0))
+        runs["model-2 + season"] += _named_results(image["id"], result2, classes2, named.class_name, to_garment,
+                                                   season=named.season)
         true_seasons.append(named.season)
         predicted.append(predicted_season(result2, classes2, target_class=named.class_name))
     for name in runs:   # a detection of a label with no ground truth category cannot be scored
         runs[name] = [r for r in runs[name] if r["category_id"] != 0]
     scores1 = evaluate_detections(garment_gt, runs["model-1"], ("segm",))
     scores2 = evaluate_detections(garment_gt, runs["model-2"], ("segm",))
-    scores2s = evaluate_detections(labels_gt, runs["model-2 + season"], ("segm",))
+    scores2s = evaluate_detections(garment_gt, runs["model-2 + season"], ("segm",))
     rows = compare_per_class(scores1, scores2, names=("model-1", "model-2"))
-    with_season = compare_per_class(scores1, scores2s, names=("model-1", "model-2 + season"),
-                                    mapping=lambda label: class_slug(garment_of(label)))
+    with_season = compare_per_class(scores1, scores2s, names=("model-1", "model-2 + season"))
     season_ap = {class_slug(r["class"]): r["model-2 + season"] for r in with_season}
     for row in rows:
         row["model-2 + season"] = season_ap.get(class_slug(row["class"]), float("nan"))

@@ -109,3 +109,29 @@ def test_wrong_seasons_keep_garment_ap_but_lose_season_ap(custom):
     matrix, labels, _ = result.season_confusion
     assert matrix.sum() == len(truth["images"]) and np.trace(matrix) == 0
     assert "model-2 + season" in str(result)
+
+
+def test_asking_for_the_season_never_raises_a_garments_ap(custom):
+    """A confident detection of the wrong season is a false positive for '+ season', not dropped."""
+    truth, _, dataset = custom
+    model1, classes1, model2, classes2 = fake_models(truth, dataset)
+    for key, right in model2.answers.items():        # add a wrong-season, wrong-place detection ranked first
+        mask = right["masks"][..., 0]
+        elsewhere = np.roll(mask, mask.shape[1] // 2, axis=1) & ~mask
+        label = classes2[int(right["class_ids"][0])]
+        garment, season = label.rsplit("_", 1)
+        other = next(classes2.index(c) for c in classes2[1:] if c.startswith(garment + "_") and c != label) \
+            if any(c.startswith(garment + "_") and c != label for c in classes2[1:]) else int(right["class_ids"][0])
+        wrong = answer([elsewhere], [other])
+        model2.answers[key] = {"rois": np.concatenate([wrong["rois"], right["rois"]]),
+                               "class_ids": np.concatenate([wrong["class_ids"], right["class_ids"]]),
+                               "scores": np.array([0.9, 0.5], np.float32),
+                               "masks": np.concatenate([wrong["masks"], right["masks"]], axis=-1)}
+    result = compare_models_on_named_garments(model1, classes1, model2, classes2, dataset, truth=truth)
+    summary = result.summary()
+    assert summary["model2_segm_AP50"] < 0.99                      # the confident miss costs garment AP ...
+    assert summary["model2_season_segm_AP50"] <= summary["model2_segm_AP50"] + 1e-9   # ... and at least as much here
+    for row in result.rows:
+        assert row["model-2 + season"] <= row["model-2"] + 1e-9, row
+    text = str(result)
+    assert "all (AP)" in text and "all (AP50)" in text
