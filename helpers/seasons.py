@@ -124,3 +124,33 @@ def parse_label(label):
         raise ValueError(f"label {label!r} is not <class>_<season> (classes: "
                          f"{', '.join(class_slug(c) for c in CLASS_NAMES)}; seasons: {_season_list()})")
     return class_name, season
+
+
+def one_photo_per_class(file_names):
+    """The first file of each garment class, in class order: a sample that shows every class once.
+
+    Files whose names do not parse are left out (the auto-labeller skips and lists them).
+    """
+    first = {}
+    for name in sorted(file_names):
+        try:
+            first.setdefault(parse_custom_name(name).class_name, name)
+        except ValueError:
+            continue
+    return [first[c] for c in sorted(first)]
+
+
+def garments_without_labels(file_names, labels):
+    """The garments the file names ask for that no label in `labels` ('skirt_yaz', ...) is left for.
+
+    After auto-labelling and filtering, these are the garments model-2 never sees: say so, do not
+    let them vanish quietly.
+    """
+    named = set()
+    for name in file_names:
+        try:
+            named.add(parse_custom_name(name).class_name)
+        except ValueError:
+            continue
+    kept = {parse_label(label)[0] for label in labels}
+    return sorted(named - kept)

@@ -97,3 +97,20 @@ def test_sample_keeps_its_strict_generator_names():
         assert parse_custom_name(not_generated).class_name == "skirt"
         with pytest.raises(ValueError, match="not a name helpers.sample writes"):
             sample.parse_custom_name(not_generated)
+
+
+def test_one_photo_per_class_shows_every_class_once():
+    from helpers.seasons import one_photo_per_class
+
+    files = ["bag_yaz_2.jpg", "bag_kis_1.jpg", "top_yaz_3.jpg", "skirt_4mev_1.jpg", "notes.txt", "bag_yaz_1.jpg"]
+    picked = one_photo_per_class(files)
+    assert picked == ["bag_kis_1.jpg", "skirt_4mev_1.jpg", "top_yaz_3.jpg"]
+    assert [n.split("_")[0] for n in picked] == sorted({n.split("_")[0] for n in files if n.endswith(".jpg")})
+
+
+def test_garments_without_labels_are_named():
+    from helpers.seasons import garments_without_labels
+
+    files = ["bag_yaz_1.jpg", "top_kis_2.jpg", "scarf_tie_yaz_1.jpg", "skirt_sonb_1.jpg", "readme.txt"]
+    assert garments_without_labels(files, ["top_kis", "skirt_yaz"]) == ["bag", "scarf/tie"]
+    assert garments_without_labels(files, []) == ["bag", "scarf/tie", "skirt", "top"]
