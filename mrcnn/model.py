@@ -865,13 +865,13 @@ class MaskRCNN:
                 results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": masks})
         return results
 
-    def run_graph(self, images, outputs, image_metas=None):
+    def run_graph(self, images, outputs, image_metas=None, verbose=1):
         """Run part of the inference graph: the values of the named tensors, for inspection.
 
         outputs: a list of (name, tensor) with tensors of keras_model, e.g.
         ("proposals", model.keras_model.get_layer("ROI").output). images: a list of images (molded
         here), or with image_metas, already molded images. Returns an OrderedDict name -> array
-        and logs each one's shape and range, as Matterport's.
+        and logs each one's shape and range, as Matterport's (verbose=0: silently).
         """
         outputs = collections.OrderedDict(outputs)
         for name, tensor in outputs.items():
@@ -888,7 +888,7 @@ class MaskRCNN:
         values = probe.predict_on_batch(self._inference_inputs(molded_images, image_metas))
         values = values if isinstance(values, (list, tuple)) else [values]
         result = collections.OrderedDict((name, np.asarray(v)) for name, v in zip(outputs, values))
-        for name, value in result.items():
+        for name, value in result.items() if verbose else ():
             log(name, value)
         return result
 
