@@ -205,6 +205,48 @@ class Config:
             print(f"{name:{width}}{shown}")
         print()
 
+    def changed_settings(self):
+        """{name: (default, value)} for each setting whose value differs from `Config`'s own.
+
+        `Config`'s class attributes are Matterport's defaults (and, for this engine's extra
+        options, the values that behave as Matterport did), so these are what a run chose
+        differently: usually a handful of the sixty-odd settings. A setting that only a subclass
+        defines has the default `NEW_SETTING`. Derived values (BATCH_SIZE, ...) are left out.
+        """
+        changed = {}
+        for name in self.setting_names():
+            value = _plain(getattr(self, name))
+            default = _plain(getattr(Config, name)) if hasattr(Config, name) else NEW_SETTING
+            if default is NEW_SETTING or value != default:
+                changed[name] = (default, value)
+        return changed
+
+    def changes_text(self):
+        """The text `display_changes()` prints: changed settings aligned, with their defaults."""
+        changed = self.changed_settings()
+        lines = [f"Configurations ({type(self).__name__}): {len(changed)} of {len(self.setting_names())} "
+                 "settings differ from Matterport's defaults (display() lists all)"]
+        width = max([len(name) for name in changed] + [len("setting")]) + 2
+        values = {name: _short(_dict_changes(value, default)) for name, (default, value) in changed.items()}
+        value_width = max([len(text) for text in values.values()] + [len("value")]) + 2
+        lines.append(f"  {'setting':{width}}{'value':{value_width}}Matterport's default")
+        for name, (default, value) in changed.items():
+            shown_default = "(new setting)" if default is NEW_SETTING else _short(_dict_changes(default, value))
+            lines.append(f"  {name:{width}}{values[name]:{value_width}}{shown_default}")
+        derived = ", ".join(f"{name} {_short(_plain(getattr(self, name)))}"
+                            for name in ("BATCH_SIZE", "IMAGE_SHAPE") if hasattr(self, name))
+        if derived:
+            lines.append(f"  derived from them: {derived}")
+        return "\n".join(lines)
+
+    def display_changes(self):
+        """Print only the settings that differ from Matterport's defaults, each beside its default.
+
+        `display()` prints all of them, as Matterport's does; this is the short view a notebook
+        shows, where the few deliberate choices would drown among sixty defaults.
+        """
+        print(self.changes_text())
+
     # -- checks -------------------------------------------------------------------------
     def _fail(self, name, problem):
         raise ValueError(f"{type(self).__name__}.{name} = {getattr(self, name)!r}: {problem}")
@@ -357,6 +399,30 @@ def _plain(value):
     if callable(value):
         return getattr(value, "__qualname__", repr(value))
     return value
+
+
+class _NewSetting:
+    """The default of a setting that `Config` itself does not have (a subclass added it)."""
+
+    def __repr__(self):
+        return "NEW_SETTING"
+
+
+NEW_SETTING = _NewSetting()
+
+
+def _dict_changes(value, other):
+    """A dict setting shown by the keys where it differs from `other` ("..." for the rest)."""
+    if not (isinstance(value, dict) and isinstance(other, dict)) or set(value) != set(other):
+        return value
+    diff = ", ".join(f"{key}: {item}" for key, item in value.items() if other[key] != item)
+    return "{" + diff + ", ...}"
+
+
+def _short(value, limit=40):
+    """A setting value as one short line for `display_changes` (long dicts and lists cut)."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def setting_or_config(value, config, name, owner):

@@ -215,3 +215,49 @@ def test_to_dict_is_json_ready_and_complete():
 def test_batch_norm_momentum_must_lie_in_zero_one(momentum):
     with pytest.raises(ValueError, match="BATCH_NORM_MOMENTUM"):
         ModaNetConfig(BATCH_NORM_MOMENTUM=momentum)
+
+
+# -- display_changes: only what a run chose differently from Matterport ------------------------
+def test_changed_settings_are_exactly_the_overrides_against_matterports_table():
+    overrides = {"NAME": "x", "IMAGE_MIN_DIM": 128, "IMAGE_MAX_DIM": 128, "LEARNING_RATE": 0.005,
+                 "RPN_ANCHOR_SCALES": (8, 16, 32, 64, 128), "MASK_SHAPE": [14, 14], "MASK_POOL_SIZE": 7}
+    # values equal to Matterport's, in another type, are not changes: a list for its tuple, a new array
+    same = {"RPN_ANCHOR_SCALES": [32, 64, 128, 256, 512], "MEAN_PIXEL": np.array([123.7, 116.8, 103.9]),
+            "BACKBONE": "resnet101", "TRAIN_BN": False}
+    assert Config(NAME="x", **{k: v for k, v in same.items() if k != "RPN_ANCHOR_SCALES"},
+                  RPN_ANCHOR_SCALES=same["RPN_ANCHOR_SCALES"]).changed_settings() == {"NAME": (None, "x")}
+    changed = Config(**overrides).changed_settings()
+    assert set(changed) == set(overrides)
+    for name, value in overrides.items():     # the default side is the test's own copy of Matterport's
+        default, shown = changed[name]
+        expected_default = MATTERPORT_DEFAULTS[name]
+        assert default == (list(expected_default) if isinstance(expected_default, tuple) else expected_default)
+        assert shown == (list(value) if isinstance(value, tuple) else value)
+
+
+def test_changed_settings_mark_a_subclass_setting_as_new():
+    from mrcnn.config import NEW_SETTING
+
+    class WithExtra(ModaNetConfig):
+        EXTRA_KNOB = 3
+    changed = WithExtra().changed_settings()
+    assert changed == {"NAME": (None, "modanet"), "NUM_CLASSES": (1, 14), "EXTRA_KNOB": (NEW_SETTING, 3)}
+
+
+def test_display_changes_prints_the_changes_and_display_still_prints_all(capsys):
+    config = ModaNetConfig(IMAGES_PER_GPU=1, IMAGE_MIN_DIM=256, IMAGE_MAX_DIM=256,
+                           LOSS_WEIGHTS={"rpn_class_loss": 2.0, "rpn_bbox_loss": 1.0, "mrcnn_class_loss": 1.0,
+                                         "mrcnn_bbox_loss": 1.0, "mrcnn_mask_loss": 1.0})
+    config.display_changes()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"Configurations (ModaNetConfig): 6 of {len(Config.setting_names())} settings")
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
+    assert set(rows) == {"NAME", "NUM_CLASSES", "IMAGES_PER_GPU", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "LOSS_WEIGHTS"}
+    assert rows["IMAGE_MIN_DIM"] == ["256", "800"] and rows["IMAGES_PER_GPU"] == ["1", "2"]
+    assert max(len(line) for line in lines) < 110           # the long dict is cut to one short line
+    loss_row = next(line for line in lines if line.split()[0] == "LOSS_WEIGHTS")
+    assert "{rpn_class_loss: 2.0, ...}" in loss_row and "{rpn_class_loss: 1.0, ...}" in loss_row
+    assert lines[-1] == "  derived from them: BATCH_SIZE 1, IMAGE_SHAPE [256, 256, 3]"
+    config.display()                                        # Matterport's: every setting, one a line
+    listed = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert listed == sorted(Config.setting_names() + ["BATCH_SIZE", "IMAGE_META_SIZE", "IMAGE_SHAPE"])
