@@ -19,6 +19,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import lines, patches
+from matplotlib.ticker import MaxNLocator
 from skimage.measure import find_contours
 
 from mrcnn import utils
@@ -513,18 +514,36 @@ def _loss_columns(history_or_csv):
     if not isinstance(history, dict):
         raise TypeError("plot_loss: give a keras History, a dict of lists, or a CSVLogger file path, "
                         f"not {type(history_or_csv).__name__}")
-    return {name: [float(v) for v in values] for name, values in history.items()}
+    columns = {name: [float(v) for v in values] for name, values in history.items()}
+    if "epoch" not in columns and isinstance(getattr(history_or_csv, "epoch", None), list):
+        columns["epoch"] = [float(e) for e in history_or_csv.epoch]     # a History's 0-based epochs
+    return columns
+
+
+def _last_row_per_epoch(columns, epochs):
+    """Keep only the last row logged for each epoch: a resumed run may log an epoch again."""
+    last = {epoch: row for row, epoch in enumerate(epochs)}
+    rows = sorted(last.values())
+    return {name: [values[row] for row in rows if row < len(values)] for name, values in columns.items()}, \
+        [epochs[row] for row in rows]
 
 
 def plot_loss(history_or_csv, metrics=None, ax=None, show=False, cols=3):
-    """One panel per loss: training values against epoch, with the `val_` twin when present.
+    """One panel per loss: training values (solid) against epoch, the `val_` twin dashed.
 
     `metrics` defaults to Mask R-CNN's losses (total, rpn_class, rpn_bbox, mrcnn_class,
     mrcnn_bbox, mrcnn_mask) that the history has; failing those, every non-`val_` column.
-    A name in `metrics` that the history lacks is an error naming it.
+    A name in `metrics` that the history lacks is an error naming it. The x axis counts epochs
+    as training reports them and checkpoints are named, 1 to N (Keras' CSV log and History
+    count from 0); when an epoch was logged twice (a resumed run), its last row is drawn.
     """
     columns = _loss_columns(history_or_csv)
     epochs = columns.pop("epoch", None)
+    if epochs is not None and all(math.isfinite(e) for e in epochs):
+        columns, epochs = _last_row_per_epoch(columns, epochs)
+        epochs = [int(e) + 1 for e in epochs]
+    else:
+        epochs = None
     if metrics is None:
         names = [name for name in LOSS_NAMES if name in columns]
         if not names:
@@ -540,13 +559,15 @@ def plot_loss(history_or_csv, metrics=None, ax=None, show=False, cols=3):
     fig, axes = _panel_axes(ax, len(names), cols, (4.5, 3.2))
     for axis, name in zip(axes, names):
         values = columns[name]
-        xs = epochs if epochs is not None and len(epochs) == len(values) else list(range(len(values)))
+        xs = epochs if epochs is not None and len(epochs) == len(values) else list(range(1, len(values) + 1))
         axis.plot(xs, values, marker="o", markersize=3, label="train")
         if f"val_{name}" in columns:
             val = columns[f"val_{name}"]
-            axis.plot(xs[: len(val)], val[: len(xs)], marker="o", markersize=3, label="validation")
+            axis.plot(xs[: len(val)], val[: len(xs)], marker="o", markersize=3, linestyle="--",
+                      label="validation")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
     fig.tight_layout()
     return _finish(fig, show)

@@ -200,3 +200,34 @@ def test_plot_loss_accepts_history_and_dict_and_rejects_bad_input(tmp_path):
         visualize.plot_loss(ragged)
     with pytest.raises(TypeError, match="CSVLogger"):
         visualize.plot_loss(42)
+
+
+def test_plot_loss_draws_validation_dashed_against_epochs_one_to_n(tmp_path):
+    log = tmp_path / "training.csv"
+    write_training_log(log)                      # Keras' CSVLogger: epochs 0..3
+    fig = visualize.plot_loss(log)
+    total = fig.axes[0]
+    train, val = total.lines
+    assert list(train.get_xdata()) == [1, 2, 3, 4] and list(val.get_xdata()) == [1, 2, 3, 4]
+    assert train.get_linestyle() == "-" and val.get_linestyle() == "--"
+    assert [t.get_text() for t in total.get_legend().get_texts()] == ["train", "validation"]
+    ticks = [tick for tick in total.get_xticks() if 1 <= tick <= 4]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)    # no epoch 1.5
+
+    # a History counts from 0 in .epoch; a bare dict has no epochs: both start at 1
+    class FakeHistory:
+        history = {"loss": [3.0, 2.0, 1.5], "val_loss": [3.5, 2.5, 2.0]}
+        epoch = [4, 5, 6]                        # resumed after 4 epochs
+    assert list(visualize.plot_loss(FakeHistory()).axes[0].lines[0].get_xdata()) == [5, 6, 7]
+    assert list(visualize.plot_loss({"loss": [3.0, 2.0]}).axes[0].lines[0].get_xdata()) == [1, 2]
+
+
+def test_plot_loss_draws_the_last_row_of_an_epoch_logged_twice(tmp_path):
+    log = tmp_path / "resumed.csv"
+    # epochs 0, 1, 2 logged, then a run resumed from the epoch-1 checkpoint logs 1, 2 and 3 again
+    rows = [(0, 4.0), (1, 3.0), (2, 2.5), (1, 2.9), (2, 2.4), (3, 2.0)]
+    log.write_text("epoch,loss,val_loss\n" + "".join(f"{e},{v},{v + 1}\n" for e, v in rows))
+    train, val = visualize.plot_loss(log).axes[0].lines
+    assert list(train.get_xdata()) == [1, 2, 3, 4]
+    assert list(train.get_ydata()) == [4.0, 2.9, 2.4, 2.0]
+    assert list(val.get_ydata()) == [5.0, 3.9, 3.4, 3.0]
