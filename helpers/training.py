@@ -14,6 +14,9 @@ until epoch `epochs`, so a run resumed with "last" skips what is done. With a ti
 (`profile.train_minutes`, TRAIN_MINUTES in the notebooks) those epochs are upper bounds: training
 stops at the first step after the budget, saves, and a later run with a larger budget goes on.
 """
+import csv
+import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -355,11 +358,16 @@ def training_log(model):
 
 # --- hand-over between notebooks --------------------------------------------------------------
 
-def export_model(model, class_names, target, checkpoint=None):
+def export_model(model, class_names, target, checkpoint=None, verbose=True):
     """Copy the run's last checkpoint to `target` (.h5) with a sidecar `.json` saying what it is.
 
-    The sidecar holds the class names (index = class id, "BG" first) and the Config values,
-    so `load_trained(target)` needs nothing else. Both files are written atomically.
+    The last, not the one with the lowest validation loss: Matterport's samples hand on the
+    end of training, a time budget ends there, and with KEEP_CHECKPOINTS the best one may be
+    gone. So that nobody takes it for the best, it prints (`verbose`) which epoch it exports
+    and which one had the lowest validation loss (`checkpoint=` exports another one).
+    The sidecar holds the class names (index = class id, "BG" first), the Config values, the
+    epoch and its validation loss, so `load_trained(target)` needs nothing else. Both files are
+    written atomically.
     """
     target = Path(target)
     checkpoint = Path(checkpoint or model.find_last())
@@ -370,10 +378,81 @@ def export_model(model, class_names, target, checkpoint=None):
     if names[:1] != ["BG"]:
         names = ["BG"] + names
     config = {k: v for k, v in model.config.to_dict().items() if k.isupper()}
+    choice = exported_epoch(checkpoint, fallback_epoch=int(model.epoch))
     write_json_atomic(target.with_suffix(".json"), {
-        "class_names": names, "checkpoint": str(checkpoint), "epoch": int(model.epoch), "config": config},
+        "class_names": names, "checkpoint": str(checkpoint), "epoch": choice["epoch"],
+        "val_loss": choice["val_loss"], "lowest_val_loss_epoch": choice["best_epoch"], "config": config},
         indent=1)
+    if verbose:
+        print(f"{describe_export(choice)} -> {target}")
     return target
+
+
+def _checkpoint_epoch(checkpoint):
+    """The epoch in a checkpoint's name (mask_rcnn_modanet_0008.h5 -> 8), or None."""
+    match = re.search(r"_(\d+)\.h5$", Path(checkpoint).name)
+    return int(match.group(1)) if match else None
+
+
+def _validation_losses(log_file):
+    """{epoch (1-based, as checkpoints are named): val_loss} from a run's CSV log; {} without one.
+
+    Keras' CSVLogger counts epochs from 0; a resumed run may log an epoch again (the last row
+    counts). An unreadable log gives {}: it only informs the export, it must not stop it.
+    """
+    try:
+        with open(log_file, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {int(float(row["epoch"])) + 1: float(row["val_loss"]) for row in rows
+                if row.get("epoch") not in (None, "") and row.get("val_loss") not in (None, "", "NA")}
+    except (OSError, KeyError, ValueError, csv.Error):
+        return {}
+
+
+def exported_epoch(checkpoint, fallback_epoch=None):
+    """Which epoch `checkpoint` is and how it compares: {"epoch", "epochs", "val_loss",
+    "best_epoch", "best_val_loss", "best_checkpoint"} (None where the run's log does not say).
+
+    Reads the run's `training_log.csv` beside the checkpoint. "epochs" is the last epoch logged
+    (without a log, `fallback_epoch`: the model's epoch count); "best_checkpoint" the file of the
+    lowest-val-loss epoch when it is still in the run folder.
+    """
+    checkpoint = Path(checkpoint)
+    losses = {e: v for e, v in _validation_losses(checkpoint.parent / "training_log.csv").items()
+              if math.isfinite(v)}
+    epoch = _checkpoint_epoch(checkpoint) or fallback_epoch
+    best = min(losses, key=lambda e: (losses[e], e)) if losses else None
+    best_file = None
+    if best is not None and best != epoch:
+        stem = re.sub(r"_(\d+)\.h5$", "", checkpoint.name)
+        best_file = next((p for p in sorted(checkpoint.parent.glob("*.h5"))
+                          if p.name.startswith(stem + "_") and _checkpoint_epoch(p) == best), None)
+    epochs = max(max(losses), epoch or 0) if losses else fallback_epoch
+    return {"epoch": epoch, "epochs": epochs, "val_loss": losses.get(epoch),
+            "best_epoch": best, "best_val_loss": losses.get(best), "best_checkpoint": best_file}
+
+
+def describe_export(choice):
+    """One sentence for `exported_epoch`'s dict: "exported epoch 8 of 8 (the last; ...)"."""
+    epoch, epochs = choice["epoch"], choice["epochs"]
+    if epoch is None:
+        return "exported the checkpoint (its epoch is not in its name)"
+    where = f"epoch {epoch} of {epochs}" if epochs else f"epoch {epoch}"
+    notes = ["the last"] if epoch == epochs else []
+    best = choice["best_epoch"]
+    if best is None:
+        notes.append("no validation loss logged")
+    elif best == epoch:
+        notes.append(f"also the lowest validation loss, {choice['best_val_loss']:.3f}")
+    else:
+        kept = "" if choice["best_checkpoint"] is not None else " (its checkpoint was not kept)"
+        notes.append(f"validation loss {choice['val_loss']:.3f}; the lowest, {choice['best_val_loss']:.3f}, "
+                     f"was at epoch {best}{kept}" if choice["val_loss"] is not None else
+                     f"the lowest validation loss, {choice['best_val_loss']:.3f}, was at epoch {best}{kept}")
+    text = f"exported {where} ({'; '.join(notes)})"
+    if choice["best_checkpoint"] is not None:
+        text += f"\n  to export epoch {best} instead: export_model(..., checkpoint=\"{choice['best_checkpoint']}\")"
+    return text
 
 
 def load_trained(weights_file, model_dir=None, min_confidence=None, **overrides):
