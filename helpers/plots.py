@@ -2,12 +2,14 @@
 
 Every function returns its matplotlib Figure (a notebook shows it; `fig.savefig(...)` keeps it).
 """
+from pathlib import Path
+
 import numpy as np
 import matplotlib.pyplot as plt
-from matplotlib.patches import Polygon
+from matplotlib.patches import Polygon, Rectangle
 
-from mrcnn.utils import read_image_rgb
-from mrcnn.visualize import display_instances
+from mrcnn.utils import extract_bboxes, read_image_rgb
+from mrcnn.visualize import apply_mask
 
 
 def class_colours(names):
@@ -26,7 +28,6 @@ def _polygons_of(annotation):
 
 def show_coco_images(coco, images_dir, n=4, seed=0, image_ids=None, cols=4, title=None):
     """Draw `n` images of a COCO dict with their polygons filled and labelled by class."""
-    from pathlib import Path
     images = coco["images"]
     if image_ids is None:
         rng = np.random.default_rng(seed)
@@ -112,56 +113,182 @@ def plot_confusion_matrix(matrix, row_labels, col_labels, title="Confusion matri
 
 
 def _kept(result, min_score):
-    """The detections of one `model.detect` result scoring at least `min_score`."""
-    scores = np.asarray(result["scores"]).reshape(-1)
-    keep = scores >= min_score
-    return (np.asarray(result["rois"]).reshape(-1, 4)[keep], np.asarray(result["masks"])[:, :, keep],
-            np.asarray(result["class_ids"]).reshape(-1)[keep], scores[keep])
+    """The detections of one `model.detect` result scoring at least `min_score`, best first."""
+    scores = np.asarray(result["scores"], dtype=float).reshape(-1)
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= min_score]
+    return (np.asarray(result["rois"]).reshape(-1, 4)[order], np.asarray(result["masks"])[:, :, order],
+            np.asarray(result["class_ids"]).reshape(-1)[order], scores[order])
 
 
-def _draw_result(ax, image, result, class_names, title, min_score):
-    """One image's detections on `ax`, coloured by class (the same class, the same colour).
+def _colour_of(class_names, *more_lists):
+    """Class name -> colour, as `show_coco_images` colours a COCO file's categories (BG grey).
 
-    Colours come from `class_colours` over the classes without BG, as `show_coco_images`
-    colours a COCO file's categories, so a class looks the same in both figures.
+    Names of `more_lists` (a truth's own class list) that `class_names` lacks get the next
+    colours, so one name has one colour in every panel.
     """
-    boxes, masks, class_ids, scores = _kept(result, min_score)
-    colours = class_colours(list(class_names)[1:])
-    colours[class_names[0]] = (0.5, 0.5, 0.5, 1.0)
-    display_instances(image, boxes, masks, class_ids, class_names, scores, title=title, ax=ax,
-                      colors=[colours[class_names[int(c)]] for c in class_ids])
-    ax.title.set_fontsize(9)
+    names = [n for n in dict.fromkeys(list(class_names)[1:] + [n for l in more_lists for n in list(l)[1:]])]
+    colours = class_colours(names)
+    for background in {class_names[0], *(l[0] for l in more_lists)}:
+        colours[background] = (0.5, 0.5, 0.5, 1.0)
+    return colours
 
 
-def show_detections(images, results, class_names, titles=None, cols=3, min_score=0.0):
-    """A grid of images with their detections: masks, boxes and "class score" captions.
+LABEL_FONT = 7          # points: small enough for a dozen labels on a 4-inch panel
 
-    `results` are `model.detect` outputs, one per image; detections scoring below
-    `min_score` are left out. One axes per image.
+
+def _draw_instances(ax, image, boxes, masks, class_ids, class_names, scores, title, colours=None):
+    """Masks blended in and thin boxes on `ax`; returns the (box, caption, colour) labels to place.
+
+    A detection's caption is "class 0.93", a true garment's "class" (scores None).
+    """
+    colours = colours or _colour_of(class_names)
+    canvas = image if image.ndim == 3 else np.stack([image] * 3, axis=-1)
+    canvas = canvas[:, :, :3]
+    labels = []
+    for i, class_id in enumerate(np.asarray(class_ids).reshape(-1)):
+        name = class_names[int(class_id)]
+        colour = colours.get(name, (0.5, 0.5, 0.5, 1.0))
+        canvas = apply_mask(canvas, masks[:, :, i], colour[:3], alpha=0.4)
+        y1, x1, y2, x2 = (float(v) for v in boxes[i])
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
+                               linewidth=1.2))
+        labels.append(((y1, x1, y2, x2), name if scores is None else f"{name} {scores[i]:.2f}", colour))
+    ax.imshow(canvas)
+    height, width = image.shape[:2]
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    return labels
+
+
+def _place_labels(ax, labels, renderer):
+    """One label per box, at its top-left inside the image, none over another.
+
+    A label that would cover one already placed moves down inside its box, then up above it;
+    where no free place is left it goes at its box's corner anyway. Sizes are measured by the
+    renderer, so the rule holds at the figure's real size (call after the layout is final).
+    """
+    ax.apply_aspect()           # the box an image's equal aspect gives at drawing time, now
+    height = ax.get_ylim()[0] + 0.5
+    width = ax.get_xlim()[1] + 0.5
+    to_data = ax.transData.inverted()
+    placed = []
+    for (y1, x1, y2, x2), caption, colour in labels:
+        text = ax.text(0, 0, caption, fontsize=LABEL_FONT, color="white", va="top", ha="left", clip_on=True,
+                       bbox=dict(facecolor=colour, alpha=0.8, pad=0.8, linewidth=0))
+        extent = text.get_window_extent(renderer).transformed(to_data)
+        w, h = abs(extent.width), abs(extent.height)
+        x = min(max(x1, -0.5), max(-0.5, width - 0.5 - w))
+        downs = [y1 + k * h for k in range(int(max(0.0, y2 - y1 - h) // max(h, 1e-6)) + 1)]
+        ups = [y1 - (k + 1) * h for k in range(int(max(0.0, y1) // max(h, 1e-6)))]
+        spots = [y for y in downs + ups if -0.5 <= y <= height - 0.5 - h] or [min(max(y1, -0.5), height - 0.5 - h)]
+        free = [y for y in spots if not any(x < px + pw and px < x + w and y < py + ph and py < y + h
+                                            for px, py, pw, ph in placed)]
+        y = (free or spots)[0]
+        text.set_position((x, y))
+        placed.append((x, y, w, h))
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _renderer(fig):
+    """The figure's renderer, to measure text (Agg's; inline notebooks draw with Agg too)."""
+    try:
+        return fig.canvas.get_renderer()
+    except AttributeError:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        return FigureCanvasAgg(fig).get_renderer()
+
+
+def _truth_panel(truth, class_names):
+    """(boxes, masks, class ids, names) of a truth dict (see `dataset_truths`)."""
+    masks = np.asarray(truth["masks"]).astype(bool)
+    boxes = truth.get("rois")
+    boxes = extract_bboxes(masks) if boxes is None else np.asarray(boxes).reshape(-1, 4)
+    return boxes, masks, np.asarray(truth["class_ids"]).reshape(-1), list(truth.get("class_names") or class_names)
+
+
+def dataset_truths(dataset, image_ids):
+    """The true garments of `image_ids` in an `mrcnn.utils.Dataset`, for `show_detections(truths=...)`.
+
+    Each is {"masks", "rois", "class_ids", "class_names", "name"}: the dataset's own class
+    names (they need not be the detector's list: classes are matched by name, by colour) and
+    the image's file name, which titles its panels.
+    """
+    truths = []
+    for image_id in image_ids:
+        masks, class_ids = dataset.load_mask(image_id)
+        info = dataset.image_info[image_id]
+        name = Path(str(info.get("path") or info.get("file_name") or info.get("id"))).name
+        truths.append({"masks": masks, "rois": extract_bboxes(masks), "class_ids": class_ids,
+                       "class_names": list(dataset.class_names), "name": name})
+    return truths
+
+
+def show_detections(images, results, class_names, titles=None, cols=None, min_score=0.5, truths=None):
+    """Detections on a grid of images: masks, boxes and one "class score" label per box.
+
+    `results` are `model.detect` outputs, one per image; only detections scoring at least
+    `min_score` are drawn (the model keeps many weak ones: DETECTION_MIN_CONFIDENCE is low so
+    that evaluation sees them), each panel titled with its name and how many are shown.
+    With `truths` (one per image, e.g. `dataset_truths(dataset, image_ids)`), each image gets
+    two panels, the true garments left and the detections right; titles default to the
+    truths' file names. `cols`: images per row (3 alone, 2 with truths).
     """
     images, results = list(images), list(results)
     if len(images) != len(results) or not images:
         raise ValueError(f"need the same, non-zero number of images and results "
                          f"(got {len(images)} and {len(results)})")
-    titles = list(titles) if titles is not None else [""] * len(images)
+    truths = list(truths) if truths is not None else None
+    if truths is not None and len(truths) != len(images):
+        raise ValueError(f"{len(images)} images but {len(truths)} truths")
+    if titles is None:
+        titles = [t.get("name", "") for t in truths] if truths else [f"image {n + 1}" for n in range(len(images))]
+    titles = list(titles)
     if len(titles) != len(images):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    cols = max(1, min(cols, len(images)))
+    per_image = 2 if truths else 1
+    cols = max(1, min(cols or (2 if truths else 3), len(images)))
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.2 * rows), squeeze=False)
-    for extra in axes.flat[len(images):]:
+    height, width = np.asarray(images[0]).shape[:2]
+    panel = (min(4.5, max(2.9, 3.6 * width / max(height, 1))), 3.8)     # narrow for portrait photos
+    fig, axes = plt.subplots(rows, cols * per_image, figsize=(panel[0] * cols * per_image, panel[1] * rows),
+                             squeeze=False)
+    axes = list(axes.flat)
+    for extra in axes[len(images) * per_image:]:
         fig.delaxes(extra)
-    for ax, image, result, title in zip(axes.flat, images, results, titles):
-        _draw_result(ax, image, result, class_names, title, min_score)
+    pending = []
+    for n, (image, result, title) in enumerate(zip(images, results, titles)):
+        image = np.asarray(image)
+        boxes, masks, class_ids, scores = _kept(result, min_score)
+        shown = f"{_count(len(scores), 'detection')} ≥ {min_score:g}"
+        if truths:
+            t_boxes, t_masks, t_ids, t_names = _truth_panel(truths[n], class_names)
+            colours = _colour_of(class_names, t_names)
+            ax = axes[2 * n]
+            pending.append((ax, _draw_instances(ax, image, t_boxes, t_masks, t_ids, t_names, None,
+                                                f"{title}: truth, {_count(len(t_ids), 'garment')}", colours)))
+        else:
+            colours = _colour_of(class_names)
+        ax = axes[per_image * n + per_image - 1]
+        pending.append((ax, _draw_instances(ax, image, boxes, masks, class_ids, class_names, scores,
+                                            f"{title}: {shown}" if title else shown, colours)))
     fig.tight_layout()
+    renderer = _renderer(fig)
+    for ax, labels in pending:
+        _place_labels(ax, labels, renderer)
     return fig
 
 
 def show_side_by_side(image, result_a, names_a, result_b, names_b, titles=("model-1", "model-2"),
-                      min_score=0.0, image_titles=None):
+                      min_score=0.5, image_titles=None):
     """Two models on the same picture(s): one row per image, model A left, model B right.
 
-    Pass one image with one result per model, or lists of images and results.
+    Pass one image with one result per model, or lists of images and results. Only detections
+    scoring at least `min_score` are drawn, one label per box, none over another.
     """
     if isinstance(image, np.ndarray) and image.ndim == 3:
         images, results_a, results_b = [image], [result_a], [result_b]
@@ -172,13 +299,19 @@ def show_side_by_side(image, result_a, names_a, result_b, names_b, titles=("mode
                          f"{len(results_a)} and {len(results_b)} results")
     image_titles = list(image_titles) if image_titles is not None else [""] * len(images)
     fig, axes = plt.subplots(len(images), 2, figsize=(9, 4.4 * len(images)), squeeze=False)
+    pending = []
     for row, (picture, a, b, name) in enumerate(zip(images, results_a, results_b, image_titles)):
         prefix = f"{name}: " if name else ""
         panels = ((axes[row, 0], a, names_a, titles[0]), (axes[row, 1], b, names_b, titles[1]))
         for ax, result, names, model in panels:
-            count = int(np.sum(np.asarray(result["scores"]) >= min_score))
-            _draw_result(ax, picture, result, names, f"{prefix}{model} ({count} detections)", min_score)
+            boxes, masks, class_ids, scores = _kept(result, min_score)
+            title = f"{prefix}{model} ({_count(len(scores), 'detection')} ≥ {min_score:g})"
+            pending.append((ax, _draw_instances(ax, np.asarray(picture), boxes, masks, class_ids, names, scores,
+                                                title)))
     fig.tight_layout()
+    renderer = _renderer(fig)
+    for ax, labels in pending:
+        _place_labels(ax, labels, renderer)
     return fig
 
 

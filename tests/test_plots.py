@@ -9,9 +9,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from helpers.plots import (  # noqa: E402
-    class_colours, plot_confusion_matrix, plot_per_class_ap, show_detections, show_side_by_side)
+    class_colours, dataset_truths, plot_confusion_matrix, plot_per_class_ap, show_detections, show_side_by_side)
 
 NAMES = ["BG", "skirt", "top"]
 SEASON_NAMES = ["BG", "skirt_yaz", "skirt_kis", "top_yaz"]
@@ -72,39 +73,116 @@ def test_show_detections_one_axes_per_image_and_min_score_filters():
     fig = show_detections(images, results, NAMES, titles=["a", "b", "c", "d"], cols=3, min_score=0.5)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4                                  # 2 x 3 grid, the 2 spare cells removed
-    assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c", "d"]
-    assert captions(fig.axes[0]) == ["skirt 0.800", "skirt 0.900"]
-    assert captions(fig.axes[1]) == ["No instances to display"]
-    assert captions(fig.axes[2]) == ["top 0.950"]
+    assert [ax.get_title() for ax in fig.axes] == ["a: 2 detections ≥ 0.5", "b: 0 detections ≥ 0.5",
+                                                   "c: 1 detection ≥ 0.5", "d: 1 detection ≥ 0.5"]
+    assert captions(fig.axes[0]) == ["skirt 0.80", "skirt 0.90"]
+    assert captions(fig.axes[1]) == []
+    assert captions(fig.axes[2]) == ["top 0.95"]
     assert saves(fig)
     with pytest.raises(ValueError, match="same, non-zero number"):
         show_detections(images[:2], results, NAMES)
 
 
+def test_show_detections_hides_weak_detections_by_default():
+    image, result = scene(3, [0.9, 0.45, 0.1])
+    fig = show_detections([image], [result], NAMES)            # min_score 0.5 unless told
+    assert captions(fig.axes[0]) == ["skirt 0.90"] and fig.axes[0].get_title() == "image 1: 1 detection ≥ 0.5"
+
+
+def boxes_of(ax):
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
 def test_show_detections_colours_by_class():
     image, result = scene(3, [0.9, 0.8, 0.7])                  # classes skirt, top, skirt
     fig = show_detections([image], [result], NAMES)
-    assert len(fig.axes[0].patches) == 6                       # a dashed box and a mask outline each
+    assert len(boxes_of(fig.axes[0])) == 3                     # one box each
     colour_of = class_colours(NAMES[1:])                       # as show_coco_images colours categories
-    boxes = [p for p in fig.axes[0].patches if p.get_linestyle() == "dashed"]
-    edge = [tuple(np.round(p.get_edgecolor()[:3], 4)) for p in boxes]
-    assert edge[0] == edge[2] == tuple(np.round(colour_of["skirt"][:3], 4))
-    assert edge[1] == tuple(np.round(colour_of["top"][:3], 4))
+    edge = sorted(tuple(np.round(p.get_edgecolor()[:3], 4)) for p in boxes_of(fig.axes[0]))
+    skirt, top = (tuple(np.round(colour_of[name][:3], 4)) for name in ("skirt", "top"))
+    assert edge == sorted([skirt, skirt, top])
+
+
+def truth_of(image, boxes, class_ids, names, name="photo.jpg"):
+    masks = np.zeros(image.shape[:2] + (len(boxes),), dtype=bool)
+    for i, (y1, x1, y2, x2) in enumerate(boxes):
+        masks[y1:y2, x1:x2, i] = True
+    return {"masks": masks, "class_ids": np.array(class_ids), "class_names": names, "name": name}
+
+
+def test_show_detections_draws_the_truth_left_of_each_prediction():
+    image, result = scene(2, [0.9, 0.8])                       # skirt, top in NAMES' ids
+    truth_names = ["BG", "top", "dress", "skirt"]              # another list: matched by name
+    truth = truth_of(image, [(4, 4, 30, 40), (30, 50, 60, 90)], [3, 2], truth_names)
+    fig = show_detections([image, image], [result, result], NAMES,
+                          truths=[truth, dict(truth, name="other.jpg")])
+    assert len(fig.axes) == 4                                  # truth | detections, twice
+    assert [ax.get_title() for ax in fig.axes] == [
+        "photo.jpg: truth, 2 garments", "photo.jpg: 2 detections ≥ 0.5",
+        "other.jpg: truth, 2 garments", "other.jpg: 2 detections ≥ 0.5"]
+    assert captions(fig.axes[0]) == ["dress", "skirt"] and captions(fig.axes[1]) == ["skirt 0.90", "top 0.80"]
+    colour_of = class_colours(NAMES[1:])
+    truth_skirt = next(p for p in boxes_of(fig.axes[0]) if p.get_width() == 36)    # (4, 4, 30, 40)
+    assert np.allclose(truth_skirt.get_edgecolor()[:3], colour_of["skirt"][:3])
+    with pytest.raises(ValueError, match="2 images but 1 truths"):
+        show_detections([image, image], [result, result], NAMES, truths=[truth])
+
+
+def test_labels_stay_inside_the_image_and_never_cover_each_other():
+    image = np.full((80, 120, 3), 90, dtype=np.uint8)
+    # six boxes sharing a corner, and one at the right edge whose label would leave the picture
+    boxes = [[10, 10, 70, 60 + 5 * n] for n in range(6)] + [[5, 110, 40, 120]]
+    count = len(boxes)
+    masks = np.zeros((80, 120, count), dtype=bool)
+    for n, (y1, x1, y2, x2) in enumerate(boxes):
+        masks[y1:y2, x1:x2, n] = True
+    result = {"rois": np.array(boxes), "class_ids": np.array([1, 2] * 3 + [1]), "masks": masks,
+              "scores": np.linspace(0.99, 0.6, count)}
+    fig = show_detections([image], [result], NAMES)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frames = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]
+    assert len(frames) == count
+    for i in range(count):
+        for j in range(i + 1, count):
+            overlap_w = min(frames[i].x1, frames[j].x1) - max(frames[i].x0, frames[j].x0)
+            overlap_h = min(frames[i].y1, frames[j].y1) - max(frames[i].y0, frames[j].y0)
+            assert overlap_w <= 1 or overlap_h <= 1, (ax.texts[i].get_text(), ax.texts[j].get_text())
+    picture = ax.images[0].get_window_extent(renderer)
+    for frame in frames:
+        assert picture.x0 - 2 <= frame.x0 and frame.x1 <= picture.x1 + 2
+        assert picture.y0 - 2 <= frame.y0 and frame.y1 <= picture.y1 + 2
+
+
+def test_dataset_truths_gives_each_images_masks_classes_and_file_name():
+    from tests.shapes import ShapesDataset
+
+    dataset = ShapesDataset()
+    dataset.load_shapes(3, size=64, seed=2)
+    dataset.prepare()
+    truths = dataset_truths(dataset, dataset.image_ids[:2])
+    for image_id, truth in zip(dataset.image_ids[:2], truths):
+        masks, class_ids = dataset.load_mask(image_id)
+        assert np.array_equal(truth["masks"], masks) and np.array_equal(truth["class_ids"], class_ids)
+        assert truth["class_names"] == dataset.class_names
+        assert truth["rois"].shape == (len(class_ids), 4)
+        assert isinstance(truth["name"], str) and truth["name"]
 
 
 def test_side_by_side_one_row_per_image_two_panels():
     image, result_a = scene(2, [0.9, 0.2])
     _, result_b = scene(3, [0.9, 0.8, 0.7])
-    single = show_side_by_side(image, result_a, NAMES, result_b, SEASON_NAMES)
+    single = show_side_by_side(image, result_a, NAMES, result_b, SEASON_NAMES, min_score=0.0)
     assert len(single.axes) == 2
-    assert single.axes[0].get_title() == "model-1 (2 detections)"
-    assert single.axes[1].get_title() == "model-2 (3 detections)"
-    assert "skirt_kis 0.800" in captions(single.axes[1])
+    assert single.axes[0].get_title() == "model-1 (2 detections ≥ 0)"
+    assert single.axes[1].get_title() == "model-2 (3 detections ≥ 0)"
+    assert "skirt_kis 0.80" in captions(single.axes[1])
     both = show_side_by_side([image, image], [result_a, result_a], NAMES, [result_b, result_b], SEASON_NAMES,
                              titles=("A", "B"), min_score=0.5, image_titles=["x.jpg", "y.jpg"])
     assert len(both.axes) == 4
-    assert [ax.get_title() for ax in both.axes] == ["x.jpg: A (1 detections)", "x.jpg: B (3 detections)",
-                                                    "y.jpg: A (1 detections)", "y.jpg: B (3 detections)"]
+    assert [ax.get_title() for ax in both.axes] == ["x.jpg: A (1 detection ≥ 0.5)", "x.jpg: B (3 detections ≥ 0.5)",
+                                                    "y.jpg: A (1 detection ≥ 0.5)", "y.jpg: B (3 detections ≥ 0.5)"]
     assert saves(both)
     with pytest.raises(ValueError, match="one result per model"):
         show_side_by_side([image, image], [result_a], NAMES, [result_b, result_b], SEASON_NAMES)
