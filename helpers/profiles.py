@@ -1,10 +1,17 @@
 """The one switch: `smoke` (tiny, CPU, synthetic data), `colab` (real ModaNet on a Colab T4 in
 under two hours) or `full` (the seed projects' whole recipe: a day of GPU time).
 
-Notebooks read it in their parameters cell::
+Notebooks read it in their parameters cell, and lay their form over it::
 
-    PROFILE = "auto"   # "auto" | "smoke" | "colab" | "full"
-    profile = get_profile(PROFILE)
+    PROFILE = "auto"  # @param ["auto", "smoke", "colab", "full"]
+    EPOCHS = 15  # @param {type:"integer"}
+    ...
+    profile = get_profile(PROFILE).with_form("04", globals())
+    profile.show_form()     # each knob: the value used, and whether the profile or your form set it
+
+A form shows the `colab` profile's values (what a Colab learner runs). A value left as shown
+means "the running profile's value"; a value you change is your choice and wins (`with_form`;
+`FORMS` maps each notebook's form names to profile fields).
 
 "auto" means: $MODANET_PROFILE when set; otherwise `colab` on Colab, when a GPU is visible or
 when real ModaNet is already under data/, and `smoke` when none is. `full` only when asked.
@@ -12,12 +19,16 @@ $MODANET_DATA_SOURCE=sample makes a profile that reads real ModaNet read the syn
 instead (under its own data folder): the real path rehearsed on a CPU, with no download.
 Every number a profile sets lives here and nowhere else.
 """
+import numbers
 import os
 import shutil
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from mrcnn.config import BACKBONE_DOWNSCALE, BUILTIN_BACKBONES
+
+from helpers.notebook import CourseStop
 from helpers.paths import Paths
 
 PROFILE_ENV = "MODANET_PROFILE"
@@ -30,7 +41,7 @@ class Profile:
     data: str                       # "synthetic" or "modanet"
     seed: int = 42
     # synthetic sample (smoke) ---------------------------------------------------------
-    sample_images: int = 0          # ModaNet-like images to draw
+    sample_images: int = 240        # ModaNet-like images to draw (smoke; any profile with MODANET_DATA_SOURCE=sample)
     sample_size: tuple = (128, 192)  # (width, height) of each drawn image
     custom_per_label: int = 0       # custom images per <class>_<season> label
     custom_classes: tuple = ()      # classes of the custom set
@@ -54,29 +65,97 @@ class Profile:
     val_images: int = None          # ... val images ...
     test_images: int = None         # ... and test images (a subset sized for the time budget)
     custom_per_class: int = 0       # real data: held-out photos per garment for the custom set (05)
+    train_subset: int = 0           # 04 / 06 train on at most this many images of their train split (0: all)
+    detection_min_confidence: float = 0.7   # inference keeps detections at least this sure (Matterport's 0.7)
     engine: dict = field(default_factory=dict)   # further Config values (smoke: a smaller network)
     # auto-labelling (05) and model-2 (06) ----------------------------------------------------
     model2_epochs_heads: int = 20   # model-2 starts from model-1: heads until this epoch ...
     model2_epochs: int = 40         # ... then every layer until this one
     model2_train_minutes: float = None   # model-2's time budget (None: no limit)
     model2_steps_per_epoch: int = None   # model-2's steps an epoch (None: steps_per_epoch)
+    model2_init_weights: str = "model1"  # model-2 starts from model-1's exported weights
     min_confidence: float = 0.7     # keep model-1 detections at least this sure
     min_per_class: int = 5          # keep class_season labels with at least this many instances
+    # the form a notebook laid over this profile: (knob, value used as text, "profile" or "your form")
+    knobs: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def paths(self):
         return Paths.for_profile(self)
 
     def for_model2(self, **overrides):
-        """This profile with model-2's epochs and budget in place of model-1's (and any override not None)."""
+        """This profile with model-2's epochs, budget and start weights in place of model-1's
+        (and any override not None)."""
         profile = replace(self, epochs_heads=self.model2_epochs_heads, epochs=self.model2_epochs,
                           train_minutes=self.model2_train_minutes,
-                          steps_per_epoch=self.model2_steps_per_epoch or self.steps_per_epoch)
+                          steps_per_epoch=self.model2_steps_per_epoch or self.steps_per_epoch,
+                          init_weights=self.model2_init_weights)
         return replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+
+    def with_form(self, notebook, values):
+        """This profile with notebook `notebook`'s form laid over it ("04"; `values`: the
+        parameters cell's names, e.g. globals()). Each knob of FORMS[notebook]:
+
+        - left at the value the committed form shows (the colab profile's) -> this profile's value
+          (so the committed notebook runs any profile: MODANET_PROFILE=smoke gets smoke's numbers);
+        - changed -> your value wins, once checked (a bad one stops with one line, KnobError).
+
+        So on another profile the form's own value cannot be chosen by leaving it (EPOCHS = 15
+        on smoke is smoke's 8): the table says which value ran, and PROFILE = "colab" runs colab's.
+
+        A papermill run that injects every knob (helpers.run_course) also injects FORM_SHOWS
+        = the profile whose values it injected, so a value it passes is never mistaken for "as shown".
+        The rows of `show_form()` record what came from where.
+        """
+        form = _form(notebook)
+        shows = values.get(FORM_SHOWS, FORM_PROFILE)
+        if shows not in PROFILES:
+            raise KnobError(f"{FORM_SHOWS} = {shows!r}: choose one of {', '.join(PROFILES)}")
+        shown_by = self if shows == self.name else PROFILES[shows]
+        changes, as_shown, rows = {}, set(), []
+        for name, knob in form.items():
+            shown, own = knob.form_value(shown_by), knob.form_value(self)
+            value = values.get(name, shown)
+            if _same(value, shown):
+                value = own
+                as_shown.add(name)
+            elif not _same(value, own):
+                problem = knob.check(value)
+                if problem:
+                    raise KnobError(f"{name} = {value!r}: {problem}")
+                changes[knob.field] = knob.field_value(value, self)
+            rows.append((name, knob.describe(value), "profile" if _same(value, own) else "your form"))
+        profile = replace(self, **changes, knobs=tuple(rows))
+        if "INIT_WEIGHTS" in form:
+            from helpers.training import check_start_weights
+
+            try:
+                check_start_weights(getattr(profile, form["INIT_WEIGHTS"].field), profile.backbone)
+            except KnobError as err:        # a value left as shown is easily taken for the one used
+                hidden = [f"{name} left at the form's {knob.form_value(shown_by)!r} means the "
+                          f"{self.name} profile's {knob.form_value(self)!r}"
+                          for name, knob in form.items() if name in ("INIT_WEIGHTS", "BACKBONE")
+                          and name in as_shown and not _same(knob.form_value(shown_by), knob.form_value(self))]
+                raise KnobError(f"{err}" + (f" ({'; '.join(hidden)})" if hidden else "")) from None
+        return profile
+
+    def form_values(self, notebook):
+        """{form name: value} of notebook `notebook`'s form for this profile (what its form would show)."""
+        return {name: knob.form_value(self) for name, knob in _form(notebook).items()}
+
+    def form_table(self):
+        """The knobs `with_form` set, one line each: name, value used, where it came from."""
+        lines = [f"profile '{self.name}'; this notebook's knobs (value used, set by):"]
+        for name, value, source in self.knobs:
+            lines.append(f"  {name:25} {value:14} {source}")
+        return "\n".join(lines)
+
+    def show_form(self):
+        print(self.form_table())
 
     def table(self):
         """The profile as (name, value) rows, for printing in a notebook."""
-        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "engine"]
+        return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name not in ("engine", "knobs")]
 
     def display(self):
         print(f"Profile '{self.name}'")
@@ -125,8 +204,8 @@ SMOKE = Profile(
         "MASK_POOL_SIZE": 7,
         "MASK_SHAPE": [14, 14],
         "MAX_GT_INSTANCES": 20,
-        "DETECTION_MIN_CONFIDENCE": 0.1,    # a young model is unsure: keep its guesses for AP to rank
     },
+    detection_min_confidence=0.1,   # a young model is unsure: keep its guesses for AP to rank
     model2_epochs_heads=1,          # model-2: 50 steps of new heads, then 200 of every layer
     model2_epochs=5,
     min_confidence=0.5,
@@ -209,6 +288,172 @@ PROFILES = {"smoke": SMOKE, "colab": COLAB, "full": FULL}
 SAMPLE_STAND_IN = {"sample_images": SMOKE.sample_images, "sample_size": SMOKE.sample_size}
 
 
+# --- the notebooks' forms ---------------------------------------------------------------------
+# Each notebook's parameters cell is a Colab form of knobs; each knob sets one profile field.
+
+FORM_PROFILE = "colab"      # the profile whose values the committed forms show
+FORM_SHOWS = "FORM_SHOWS"   # injected by helpers.run_course: the profile whose values it injected
+FLIP_PROBABILITY = 0.5      # AUGMENT = True on a profile that does not flip: the seed projects' Fliplr(0.5)
+LAYER_CHOICES = ("heads", "3+", "4+", "5+", "all")
+
+
+class KnobError(CourseStop, ValueError):
+    """A form value the course cannot use: one line naming the knob and what to choose instead."""
+
+
+def _whole(minimum):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            return f"must be a whole number >= {minimum}"
+    return check
+
+
+def _number(low, high=None, low_included=True):
+    def check(value):
+        bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value
+        bad = bad or (value < low if low_included else value <= low) or (high is not None and value > high)
+        if bad:
+            bounds = f"{'>=' if low_included else '>'} {low}" + ("" if high is None else f" and <= {high}")
+            return f"must be a number {bounds}"
+    return check
+
+
+def _choice(choices, open_ended=None):
+    def check(value):
+        if not isinstance(value, str) or not value.strip():
+            return f"choose one of {', '.join(choices)}" + (f" or {open_ended}" if open_ended else "")
+        if value not in choices and not open_ended:
+            return f"choose one of {', '.join(choices)}"
+    return check
+
+
+def _flag(value):
+    if not isinstance(value, bool):
+        return "must be True or False"
+
+
+def _image_size(value):
+    problem = _whole(BACKBONE_DOWNSCALE)(value)
+    if problem or value % BACKBONE_DOWNSCALE:
+        below = max(BACKBONE_DOWNSCALE, value // BACKBONE_DOWNSCALE * BACKBONE_DOWNSCALE) if not problem else 512
+        return (f"must be a multiple of {BACKBONE_DOWNSCALE} (the backbone halves the image 6 times), "
+                f"e.g. {below} or {below + BACKBONE_DOWNSCALE}")
+
+
+def _quoted(values):
+    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One form field and the profile field it sets.
+
+    check: form value -> None, or what is wrong with it. param: the Colab form spec after
+    `# @param`. to_form / to_field convert where the form speaks otherwise than the profile
+    (AUGMENT True/False for a flip probability; TRAIN_MINUTES 0 for None, no limit).
+    fallback: a field whose value a None here means (model-2's steps: model-1's).
+    zero_means: words for the form value 0 in the table ("all", "no limit").
+    """
+
+    field: str
+    check: object
+    param: str
+    to_form: object = None
+    to_field: object = None
+    fallback: str = None
+    zero_means: str = None
+
+    def form_value(self, profile):
+        """The value the form shows for `profile`."""
+        value = getattr(profile, self.field)
+        if value is None and self.fallback:
+            value = getattr(profile, self.fallback)
+        return self.to_form(value) if self.to_form else value
+
+    def field_value(self, value, profile):
+        """The profile field's value for a (checked) form value."""
+        return self.to_field(value, profile) if self.to_field else value
+
+    def describe(self, value):
+        """The form value for the table: `0 (no limit)`."""
+        return f"{value} ({self.zero_means})" if self.zero_means and not isinstance(value, bool) and value == 0 \
+            else str(value)
+
+    def form_line(self, name, value):
+        """The parameters-cell line of this knob with `value`: `EPOCHS = 15  # @param {type:"integer"}`."""
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        return f"{name} = {shown}  # @param {self.param}"
+
+
+def _flips_to_form(probability):
+    return probability > 0
+
+
+def _flips_to_field(augment, profile):
+    return (profile.flip_probability or FLIP_PROBABILITY) if augment else 0.0
+
+
+def _minutes_to_form(minutes):
+    return 0 if minutes is None else minutes
+
+
+def _minutes_to_field(minutes, profile):
+    return None if minutes == 0 else minutes
+
+
+_INTEGER, _NUMBER, _BOOLEAN = '{type:"integer"}', '{type:"number"}', '{type:"boolean"}'
+_INIT_MODEL1 = ("coco", "imagenet", "last", "none")
+_INIT_MODEL2 = ("model1", "coco", "none", "last")
+_BACKBONES = ("resnet101", "resnet50", "resnet34", "resnet18")
+assert set(_BACKBONES) == set(BUILTIN_BACKBONES)
+
+
+def _model_knobs(prefix=""):
+    """The knobs of a training notebook; model-2's schedule and start live in `model2_*` fields."""
+    inits = _INIT_MODEL2 if prefix else _INIT_MODEL1
+    return {
+        "INIT_WEIGHTS": Knob(f"{prefix}init_weights", _choice(inits, "the path of a .h5 file"),
+                             f"{_quoted(inits)} {{allow-input: true}}"),
+        "BACKBONE": Knob("backbone", _choice(_BACKBONES), _quoted(_BACKBONES)),
+        "IMAGE_SIZE": Knob("image_dim", _image_size, _INTEGER),
+        "TRAIN_IMAGES": Knob("train_subset", _whole(0), _INTEGER, zero_means="all"),
+        "AUGMENT": Knob("flip_probability", _flag, _BOOLEAN, _flips_to_form, _flips_to_field),
+        "EPOCHS_HEADS": Knob(f"{prefix}epochs_heads", _whole(0), _INTEGER),
+        "EPOCHS": Knob(f"{prefix}epochs", _whole(0), _INTEGER),
+        "LAYERS": Knob("fine_tune_layers", _choice(LAYER_CHOICES), _quoted(LAYER_CHOICES)),
+        "STEPS_PER_EPOCH": Knob(f"{prefix}steps_per_epoch", _whole(1), _INTEGER,
+                                fallback="steps_per_epoch" if prefix else None),
+        "IMAGES_PER_GPU": Knob("images_per_gpu", _whole(1), _INTEGER),
+        "LEARNING_RATE": Knob("learning_rate", _number(0, low_included=False), _NUMBER),
+        "TRAIN_MINUTES": Knob(f"{prefix}train_minutes", _number(0), _NUMBER, _minutes_to_form, _minutes_to_field,
+                              zero_means="no limit"),
+        "DETECTION_MIN_CONFIDENCE": Knob("detection_min_confidence", _number(0, 1), _NUMBER),
+    }
+
+
+# notebook number -> {form name: Knob}, in the order of the parameters cell
+FORMS = {
+    "01": {"SAMPLE_IMAGES": Knob("sample_images", _whole(1), _INTEGER)},
+    "04": _model_knobs(),
+    "05": {"MIN_CONFIDENCE": Knob("min_confidence", _number(0, 1), _NUMBER),
+           "MIN_PER_CLASS": Knob("min_per_class", _whole(1), _INTEGER)},
+    "06": _model_knobs("model2_"),
+}
+
+
+def _form(notebook):
+    if notebook not in FORMS:
+        raise ValueError(f"no form for notebook {notebook!r}: forms exist for {', '.join(FORMS)}")
+    return FORMS[notebook]
+
+
+def _same(a, b):
+    """Equal as form values: True is not 1, and 15 is 15.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return type(a) is type(b) and a == b or (isinstance(a, numbers.Real) and isinstance(b, numbers.Real) and a == b)
+
+
 def gpu_visible():
     """True when an NVIDIA GPU is visible, checked without importing TensorFlow."""
     return Path("/proc/driver/nvidia/gpus").is_dir() or shutil.which("nvidia-smi") is not None
@@ -248,15 +493,15 @@ def resolve_profile_name(name="auto"):
 def get_profile(name="auto", **overrides):
     """The Profile for `name`, with any field overridden: get_profile('smoke', seed=1).
 
-    An override of None keeps the profile's value, so a notebook's parameters cell can say
-    `EPOCHS = None` for "the profile's number". With $MODANET_DATA_SOURCE=sample a profile
+    An override of None keeps the profile's value. (Notebooks lay their forms over a profile
+    with `Profile.with_form`.) With $MODANET_DATA_SOURCE=sample a profile
     of real ModaNet reads the synthetic sample instead (the smoke profile's size).
     """
     profile = PROFILES[resolve_profile_name(name)]
     if profile.data == "modanet" and data_source() == "sample":
         profile = replace(profile, data="synthetic", **SAMPLE_STAND_IN)
     overrides = {key: value for key, value in overrides.items() if value is not None}
-    unknown = set(overrides) - {f.name for f in fields(Profile)}
+    unknown = set(overrides) - {f.name for f in fields(Profile)} | ({"knobs"} & set(overrides))
     if unknown:
         raise ValueError(f"Unknown profile field(s): {sorted(unknown)}")
     return replace(profile, **overrides) if overrides else profile

@@ -24,6 +24,7 @@ from pathlib import Path
 from mrcnn.config import Config
 
 from helpers.io import DataError, atomic_write, read_json, write_json_atomic
+from helpers.profiles import KnobError
 
 # Matterport's COCO-trained Mask R-CNN (ResNet-101), the seed projects' starting point.
 COCO_WEIGHTS_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
@@ -32,7 +33,10 @@ COCO_WEIGHTS_FILE = "mask_rcnn_coco.h5"
 # The layers whose shapes depend on the number of classes: re-initialised for a new class list.
 HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
-INIT_CHOICES = ("coco", "imagenet", "last", "none")
+INIT_CHOICES = ("coco", "imagenet", "last", "none", "model1")
+# The published start weights exist for one backbone each: Matterport's COCO model is a ResNet-101,
+# Keras' ImageNet weights a ResNet-50.
+START_WEIGHT_BACKBONES = {"coco": "resnet101", "imagenet": "resnet50"}
 BN_CALIBRATION_BATCHES = 10     # batches averaged for the BatchNorm statistics of a from-scratch start
 TRAINING_TIME_FILE = "training_time.json"   # in the run folder: seconds trained per checkpoint
 MIN_STAGE_SECONDS = 1.0         # with less budget left than this a stage is skipped, not started for one step
@@ -47,9 +51,10 @@ COURSE_ENGINE = {"MRCNN_BBOX_LOSS": "torchvision", "MASK_TARGET_SAMPLING": "corn
 def make_config(profile, name, class_names, inference=False, **overrides):
     """A Config subclass for `profile`, for the classes `class_names` (with or without "BG").
 
-    The profile sets backbone, image size, batch, steps and learning rate; `profile.engine`
-    adds its own Config values (the smoke profile shrinks the network). For inference the
-    batch is one image and detections are kept down to `detection_min_confidence`.
+    The profile sets backbone, image size, batch, steps, learning rate and the detections'
+    minimum confidence (`detection_min_confidence`, DETECTION_MIN_CONFIDENCE in 04 and 06: the
+    exported model keeps it, so 05 and 07 detect the same way); `profile.engine` adds its own
+    Config values (the smoke profile shrinks the network). For inference the batch is one image.
     MIXED_PRECISION is on when the profile asks for it (colab) and TensorFlow sees a GPU: float16
     pays on a GPU's tensor cores, while on a CPU it is slower than float32.
     """
@@ -65,6 +70,7 @@ def make_config(profile, name, class_names, inference=False, **overrides):
         "VALIDATION_STEPS": profile.validation_steps,
         "LEARNING_RATE": profile.learning_rate,
         "KEEP_CHECKPOINTS": profile.keep_checkpoints,
+        "DETECTION_MIN_CONFIDENCE": profile.detection_min_confidence,
         **COURSE_ENGINE,
         **profile.engine,
     }
@@ -154,13 +160,42 @@ def check_weight_file(path, must_have=None, remove_if_bad=False):
     return path
 
 
+def check_start_weights(init, backbone):
+    """Stop with one line (KnobError) when start weights `init` cannot fit `backbone`.
+
+    Why here and not at load time only: 04 and 06 check their form before any download or
+    model build, so BACKBONE = "resnet50" with INIT_WEIGHTS = "coco" says what to change at once.
+    """
+    needed = START_WEIGHT_BACKBONES.get(str(init).strip())
+    if needed and backbone != needed:
+        what = {"coco": "Matterport's COCO model is a ResNet-101", "imagenet": "the ImageNet weights are a ResNet-50's"}
+        other = {"coco": "imagenet", "imagenet": "coco"}[init.strip()]
+        raise KnobError(f"INIT_WEIGHTS = {init!r} with BACKBONE = {backbone!r}: {what[init.strip()]}, so set "
+                        f"BACKBONE = {needed!r} (or INIT_WEIGHTS = 'none', or {other!r} with "
+                        f"BACKBONE = {START_WEIGHT_BACKBONES[other]!r})")
+
+
+def _check_same_backbone(path, backbone):
+    """A weight file exported with a sidecar (model1.json) names its backbone: another one cannot load it."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    info = read_json(sidecar, "model sidecar")
+    theirs = (info.get("config") or {}).get("BACKBONE") if isinstance(info, dict) else None
+    if theirs and theirs != backbone:
+        raise KnobError(f"{Path(path).name} is a {theirs} model ({sidecar.name}); this model's BACKBONE is "
+                        f"{backbone!r}: set BACKBONE = {theirs!r} to start from it, or choose other INIT_WEIGHTS")
+
+
 def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=None, progress=True):
     """Load the start weights named by `init` into a training model; returns a short text.
 
-    init: "coco" (Matterport's COCO model; class-specific heads re-initialised), "imagenet"
-    (ResNet-50 backbone only), "last" (the newest checkpoint of this config's NAME: resume),
-    "none" (random initialisation), or the path of a .h5 file (heads re-initialised unless
-    `same_classes`: model-2 starts from model-1 this way).
+    init: "coco" (Matterport's COCO model, a ResNet-101; class-specific heads re-initialised),
+    "imagenet" (ResNet-50 backbone only), "last" (the newest checkpoint of this config's NAME:
+    resume), "none" (random initialisation), "model1" (model-1's exported file,
+    paths.model_file("model1"): model-2 starts there) or the path of a .h5 file (heads
+    re-initialised unless `same_classes`). A backbone the weights do not fit is a one-line
+    KnobError (check_start_weights; a sidecar's BACKBONE for a file).
     With "none" and a dataset `calibrate_on`, the BatchNorm statistics are measured on it
     first (MaskRCNN.calibrate_batch_norm), so that training and inference agree.
     """
@@ -175,9 +210,9 @@ def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=No
         path = model.find_last()
         model.load_weights(path, by_name=True)
         return f"resumed from {path} (epoch {model.epoch})"
+    if init in START_WEIGHT_BACKBONES:
+        check_start_weights(init, model.config.BACKBONE)
     if init == "imagenet":
-        if model.config.BACKBONE != "resnet50":
-            raise ValueError(f"'imagenet' weights exist for resnet50 only; this config uses {model.config.BACKBONE!r}")
         path = model.get_imagenet_weights()
         model.load_weights(path, by_name=True)
         model.epoch = 0
@@ -188,11 +223,17 @@ def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=No
         model.epoch = 0
         model.set_log_dir()
         return f"COCO weights from {path}; heads {', '.join(HEAD_LAYERS)} re-initialised"
-    path = Path(init).expanduser()
+    if init == "model1":
+        from helpers.paths import require
+
+        path = require(paths.model_file("model1"), "04_train_model1.ipynb")
+    else:
+        path = Path(init).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"INIT_WEIGHTS={init!r}: choose one of {', '.join(INIT_CHOICES)} "
                                 "or the path of an existing .h5 file")
     check_weight_file(path)
+    _check_same_backbone(path, model.config.BACKBONE)
     model.load_weights(str(path), by_name=True, exclude=None if same_classes else HEAD_LAYERS)
     if not same_classes:
         model.epoch = 0
@@ -204,7 +245,10 @@ def load_initial_weights(model, init, paths, same_classes=False, calibrate_on=No
 
 def training_stages(profile):
     """[(layers, until_epoch, learning_rate)]: heads first, then deeper layers (Matterport's recipe;
-    `profile.fine_tune_layers` says which: "all", or "4+" on the colab profile)."""
+    `profile.fine_tune_layers` says which: "all", "5+", "4+" (the colab profile), "3+", or
+    "heads": then the heads alone train until `epochs`, one stage)."""
+    if profile.fine_tune_layers == "heads":
+        return [("heads", profile.epochs, profile.learning_rate)] if profile.epochs > 0 else []
     stages = []
     if profile.epochs_heads > 0:
         stages.append(("heads", profile.epochs_heads, profile.learning_rate))
@@ -351,6 +395,29 @@ def _time_recorder(ledger, seconds_before, clock, minutes):
     return RecordTrainingTime()
 
 
+def training_subset(annotations, profile):
+    """The train split to train on: `annotations` (a COCO file or dict) as it is, or at most
+    `profile.train_subset` of its images (TRAIN_IMAGES in 04 and 06; 0: all) as a COCO dict.
+
+    The images are chosen as notebook 02 cuts a split (helpers.split): one image of every class
+    first, rarest class first, then the rest in the order of `profile.seed`, so the same seed
+    trains on the same images and no class is left out of a small subset.
+    """
+    import random
+
+    from helpers.split import _subset_image_ids
+
+    limit = profile.train_subset
+    if not limit:
+        return annotations
+    coco = annotations if isinstance(annotations, dict) else read_json(annotations, "COCO annotation file")
+    if limit >= len(coco.get("images", [])):
+        return annotations
+    kept = _subset_image_ids(coco, int(limit), random.Random(f"{profile.seed}-train-subset"))
+    return dict(coco, images=[im for im in coco["images"] if im["id"] in kept],
+                annotations=[a for a in coco.get("annotations", []) if a["image_id"] in kept])
+
+
 def training_log(model):
     """Path of the run's CSV log (one row per epoch, every loss and its val_ twin)."""
     return Path(model.log_dir) / "training_log.csv"
@@ -458,6 +525,8 @@ def describe_export(choice):
 def load_trained(weights_file, model_dir=None, min_confidence=None, **overrides):
     """An inference MaskRCNN from an exported `.h5` and its sidecar; returns (model, class_names).
 
+    overrides: Config values that replace the exported ones, e.g. DETECTION_MIN_CONFIDENCE=0.3
+    (the knob of 04 and 06: detections below it are dropped, above it kept).
     min_confidence: keep detections down to this score when it is below the model's own
     DETECTION_MIN_CONFIDENCE (never fewer detections than the model was trained to give): a
     notebook's MIN_CONFIDENCE of 0.5 must see the detections between 0.5 and a model's 0.7.

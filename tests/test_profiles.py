@@ -146,3 +146,138 @@ def test_model2_epochs_replace_model1s_and_overrides_win():
     assert (model2.epochs_heads, model2.epochs) == (smoke.model2_epochs_heads, smoke.model2_epochs)
     assert model2.for_model2(epochs=9, learning_rate=None).epochs == 9
     assert model2.learning_rate == smoke.learning_rate
+
+
+# --- the notebooks' forms ----------------------------------------------------------------------
+
+import ast
+import json
+from dataclasses import fields, replace
+
+NOTEBOOKS = sorted((paths_mod.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def parameters_cell(number):
+    """(source, {name: value}) of the parameters cell of notebook `number`, read from its JSON."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith(number))
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body}
+    return source, values
+
+
+def run_committed_form(number, profile_name, **changed):
+    """What a notebook's profile cell makes of its committed parameters cell (with some values changed)."""
+    _, values = parameters_cell(number)
+    values.update(changed)
+    return profiles.get_profile(profile_name).with_form(number, values)
+
+
+def test_every_knob_sets_a_profile_field():
+    names = {f.name for f in fields(profiles.Profile)} - {"knobs", "engine", "name", "data"}
+    for number, form in profiles.FORMS.items():
+        for knob_name, knob in form.items():
+            assert knob.field in names and (knob.fallback is None or knob.fallback in names), (number, knob_name)
+
+
+@pytest.mark.parametrize("number", sorted(profiles.FORMS))
+def test_committed_forms_show_the_colab_profiles_values(number):
+    source, values = parameters_cell(number)
+    colab = profiles.COLAB.form_values(number)
+    assert {name: values[name] for name in colab} == colab
+    for name, knob in profiles.FORMS[number].items():             # the Colab form spec too
+        assert knob.form_line(name, colab[name]) in source.splitlines()
+    assert all(v is not None for v in values.values())             # no hidden "None: the profile's value"
+
+
+@pytest.mark.parametrize("number", sorted(profiles.FORMS))
+@pytest.mark.parametrize("name", ["smoke", "colab", "full"])
+def test_a_form_left_as_shown_runs_the_profile(plain_machine, number, name):
+    profile = run_committed_form(number, name)
+    assert profile == profiles.PROFILES[name]                       # every field the profile's own
+    assert {source for _, _, source in profile.knobs} == {"profile"}
+
+
+def test_a_changed_value_wins_and_the_rest_follow_the_profile(plain_machine):
+    profile = run_committed_form("04", "smoke", EPOCHS=3, IMAGE_SIZE=256, AUGMENT=False, TRAIN_IMAGES=100)
+    smoke = profiles.SMOKE
+    assert (profile.epochs, profile.image_dim, profile.flip_probability, profile.train_subset) == (3, 256, 0.0, 100)
+    assert profile == replace(smoke, epochs=3, image_dim=256, flip_probability=0.0, train_subset=100)
+    rows = {name: (value, source) for name, value, source in profile.knobs}
+    assert rows["EPOCHS"] == ("3", "your form") and rows["BACKBONE"] == ("resnet18", "profile")
+    assert rows["TRAIN_MINUTES"] == ("0 (no limit)", "profile")
+    colab = run_committed_form("04", "colab", TRAIN_MINUTES=0, AUGMENT=True, LAYERS="heads")
+    assert colab.train_minutes is None and colab.flip_probability == profiles.COLAB.flip_probability
+    assert colab.fine_tune_layers == "heads"
+    flipless = replace(profiles.SMOKE, flip_probability=0.0).with_form("04", {"AUGMENT": False})
+    assert flipless.with_form("04", {"AUGMENT": True}).flip_probability == 0.0       # as shown: the profile's
+    assert flipless.with_form("04", {"AUGMENT": True, "FORM_SHOWS": "smoke"}).flip_probability == 0.5
+
+
+def test_model2s_form_sets_model2s_fields(plain_machine):
+    profile = run_committed_form("06", "smoke", EPOCHS=7, INIT_WEIGHTS="imagenet", BACKBONE="resnet50", TRAIN_MINUTES=3)
+    assert (profile.model2_epochs, profile.epochs, profile.model2_train_minutes) == (7, profiles.SMOKE.epochs, 3)
+    model2 = profile.for_model2()
+    assert (model2.epochs, model2.init_weights, model2.train_minutes) == (7, "imagenet", 3)
+    assert model2.steps_per_epoch == profiles.SMOKE.steps_per_epoch            # smoke has no model-2 steps of its own
+    assert profiles.SMOKE.form_values("06")["STEPS_PER_EPOCH"] == profiles.SMOKE.steps_per_epoch
+    assert run_committed_form("06", "colab").for_model2().init_weights == "model1"
+
+
+def test_injected_values_are_taken_as_meant(plain_machine):
+    """run_course injects every knob and FORM_SHOWS: a value equal to the committed one then still wins."""
+    _, values = parameters_cell("04")
+    injected = {**values, **profiles.SMOKE.form_values("04"), "IMAGE_SIZE": 512, profiles.FORM_SHOWS: "smoke"}
+    assert profiles.get_profile("smoke").with_form("04", injected).image_dim == 512
+    assert profiles.get_profile("smoke").with_form("04", dict(injected, FORM_SHOWS="colab")).image_dim == 128
+    with pytest.raises(profiles.KnobError, match="FORM_SHOWS"):
+        profiles.get_profile("smoke").with_form("04", dict(injected, FORM_SHOWS="huge"))
+
+
+@pytest.mark.parametrize("changed, message", [
+    ({"IMAGE_SIZE": 500}, "IMAGE_SIZE = 500: must be a multiple of 64.*448 or 512"),
+    ({"IMAGE_SIZE": 0}, "IMAGE_SIZE = 0: must be a multiple of 64"),
+    ({"LAYERS": "2+"}, "LAYERS = '2[+]': choose one of heads, 3[+], 4[+], 5[+], all"),
+    ({"BACKBONE": "resnet152"}, "BACKBONE = 'resnet152': choose one of"),
+    ({"EPOCHS": -1}, "EPOCHS = -1: must be a whole number >= 0"),
+    ({"STEPS_PER_EPOCH": 2.5}, "STEPS_PER_EPOCH = 2.5: must be a whole number >= 1"),
+    ({"LEARNING_RATE": 0}, "LEARNING_RATE = 0: must be a number > 0"),
+    ({"DETECTION_MIN_CONFIDENCE": 1.5}, "DETECTION_MIN_CONFIDENCE = 1.5: must be a number >= 0 and <= 1"),
+    ({"AUGMENT": 1}, "AUGMENT = 1: must be True or False"),
+    ({"INIT_WEIGHTS": ""}, "INIT_WEIGHTS = '': choose one of coco, imagenet, last, none or the path"),
+    ({"INIT_WEIGHTS": "imagenet"}, "ImageNet weights are a ResNet-50's, so set BACKBONE = 'resnet50'"),
+    ({"BACKBONE": "resnet50"}, "INIT_WEIGHTS = 'coco' with BACKBONE = 'resnet50'.*ResNet-101"),
+])
+def test_bad_knobs_stop_with_one_line(plain_machine, changed, message):
+    with pytest.raises(profiles.KnobError, match=message) as caught:
+        run_committed_form("04", "colab", **changed)
+    assert len(caught.value._render_traceback_()) == 1 and isinstance(caught.value, ValueError)
+
+
+def test_the_suggested_pairs_work(plain_machine):
+    resnet50 = run_committed_form("04", "colab", BACKBONE="resnet50", INIT_WEIGHTS="imagenet")
+    assert (resnet50.backbone, resnet50.init_weights) == ("resnet50", "imagenet")
+    smoke = run_committed_form("04", "smoke", BACKBONE="resnet50", INIT_WEIGHTS="imagenet")
+    assert smoke.backbone == "resnet50"
+    with pytest.raises(profiles.KnobError, match="ResNet-101"):
+        run_committed_form("06", "colab", INIT_WEIGHTS="coco", BACKBONE="resnet18")
+    # on smoke, BACKBONE left at the form's resnet101 is smoke's resnet18: the error says so
+    with pytest.raises(profiles.KnobError, match="BACKBONE left at the form's 'resnet101' means the smoke profile's 'resnet18'"):
+        run_committed_form("06", "smoke", INIT_WEIGHTS="coco")
+    assert run_committed_form("06", "smoke", INIT_WEIGHTS="none").model2_init_weights == "none"
+
+
+def test_the_form_table_is_short_and_says_where_each_value_came_from(plain_machine, capsys):
+    profile = run_committed_form("04", "smoke", EPOCHS=3)
+    profile.show_form()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) <= 15 and "smoke" in lines[0]
+    assert any(l.split()[:3] == ["EPOCHS", "3", "your"] for l in lines)
+    assert any(l.split() == ["LEARNING_RATE", "0.005", "profile"] for l in lines)
+
+
+def test_sample_images_knob_and_no_one_edits_profiles(plain_machine):
+    assert run_committed_form("01", "smoke", SAMPLE_IMAGES=60).sample_images == 60
+    assert profiles.COLAB.sample_images == profiles.SMOKE.sample_images     # the form shows the drawn sample's size
+    with pytest.raises(ValueError, match="knobs"):
+        profiles.get_profile("smoke", knobs=())

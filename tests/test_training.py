@@ -240,23 +240,32 @@ def test_coco_weights_without_mask_head_are_refused_and_removed(http_server, tmp
     assert not (tmp_path / "weights" / "mask_rcnn_coco.h5").exists()
 
 
-def test_export_then_load_trained_gives_the_same_detector(tmp_path):
+@pytest.fixture(scope="module")
+def exported_tiny(tmp_path_factory):
+    """A tiny random inference model exported with its sidecar: (model, exported .h5)."""
     from mrcnn.model import MaskRCNN
 
-    profile = tiny_profile()
-    config = training.make_config(profile, "tiny", NAMES, inference=True)
+    tmp_path = tmp_path_factory.mktemp("exported")
+    config = training.make_config(tiny_profile(), "tiny", NAMES, inference=True)
     model = MaskRCNN("inference", config, tmp_path / "runs")
     checkpoint = tmp_path / "runs" / "tiny20250101T0000" / "mask_rcnn_tiny_0003.h5"
     checkpoint.parent.mkdir(parents=True)
     save_weights(model.keras_model, checkpoint)
     target = training.export_model(model, NAMES[1:], tmp_path / "models" / "model1.h5", checkpoint=checkpoint)
+    return model, target
+
+
+IMAGE = np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)
+
+
+def test_export_then_load_trained_gives_the_same_detector(exported_tiny):
+    model, target = exported_tiny
     assert target.is_file() and target.with_suffix(".json").is_file()
 
     loaded, names = training.load_trained(target)
     assert names == NAMES
-    assert loaded.config.NUM_CLASSES == 4 and loaded.config.BACKBONE == config.BACKBONE
-    image = np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)
-    a, b = model.detect([image])[0], loaded.detect([image])[0]
+    assert loaded.config.NUM_CLASSES == 4 and loaded.config.BACKBONE == model.config.BACKBONE
+    a, b = model.detect([IMAGE])[0], loaded.detect([IMAGE])[0]
     assert np.array_equal(a["class_ids"], b["class_ids"]) and np.allclose(a["scores"], b["scores"])
 
     # a lower MIN_CONFIDENCE reaches the detection layer; a higher one never hides detections
@@ -265,6 +274,19 @@ def test_export_then_load_trained_gives_the_same_detector(tmp_path):
     higher, _ = training.load_trained(target, min_confidence=min(1.0, own + 0.2))
     assert lower.config.DETECTION_MIN_CONFIDENCE == own / 2
     assert higher.config.DETECTION_MIN_CONFIDENCE == own
+
+
+def test_load_trained_honours_detection_min_confidence(exported_tiny):
+    """The knob of 04 and 06: the detections below DETECTION_MIN_CONFIDENCE go, those above stay."""
+    _, target = exported_tiny
+    everything, _ = training.load_trained(target, DETECTION_MIN_CONFIDENCE=0.0)
+    scores = np.sort(everything.detect([IMAGE])[0]["scores"])
+    assert everything.config.DETECTION_MIN_CONFIDENCE == 0.0 and len(np.unique(scores)) >= 2
+    cut = float((scores[0] + scores[-1]) / 2)
+    fewer, _ = training.load_trained(target, DETECTION_MIN_CONFIDENCE=cut)
+    kept = np.sort(fewer.detect([IMAGE])[0]["scores"])
+    assert fewer.config.DETECTION_MIN_CONFIDENCE == cut
+    assert 0 < len(kept) < len(scores) and np.allclose(kept, scores[scores >= cut])
 
 
 def test_load_trained_says_what_to_run_first(tmp_path):
@@ -395,3 +417,74 @@ def test_a_damaged_cached_coco_download_is_removed_and_downloaded_again(http_ser
     assert path.read_bytes() == h5_weights()
     assert len(http_server.requests_for("/mask_rcnn_coco.h5")) == 1
     assert "downloading it again" in capsys.readouterr().out
+
+
+# --- the knobs of 04 and 06 ---------------------------------------------------------------------
+
+def test_detection_min_confidence_comes_from_the_profile():
+    smoke = get_profile("smoke")
+    assert "DETECTION_MIN_CONFIDENCE" not in smoke.engine          # one place: the profile field
+    assert training.make_config(smoke, "m", NAMES).DETECTION_MIN_CONFIDENCE == smoke.detection_min_confidence
+    assert training.make_config(replace(smoke, detection_min_confidence=0.33), "m", NAMES,
+                                inference=True).DETECTION_MIN_CONFIDENCE == 0.33
+
+
+def test_layers_heads_trains_the_heads_alone_until_epochs():
+    profile = replace(get_profile("colab"), epochs_heads=8, epochs=15, fine_tune_layers="heads")
+    assert [s[:2] for s in training.training_stages(profile)] == [("heads", 15)]
+    assert [s[:2] for s in training.training_stages(replace(profile, fine_tune_layers="3+"))] == [("heads", 8), ("3+", 15)]
+    assert training.training_stages(replace(profile, epochs=0)) == []
+
+
+@pytest.mark.parametrize("init, backbone, needed", [("coco", "resnet50", "resnet101"), ("imagenet", "resnet18", "resnet50"),
+                                                    ("coco", "resnet18", "resnet101")])
+def test_start_weights_that_do_not_fit_the_backbone_stop_with_one_line(tmp_path, init, backbone, needed):
+    from helpers.profiles import KnobError
+
+    model = SimpleNamespace(config=SimpleNamespace(BACKBONE=backbone))
+    with pytest.raises(KnobError, match=f"set BACKBONE = '{needed}'") as caught:
+        training.load_initial_weights(model, init, Paths(tmp_path))       # before any download
+    assert len(caught.value._render_traceback_()) == 1
+    assert not (tmp_path / "weights").exists()
+    training.check_start_weights(init, needed)                              # the fitting pair passes
+
+
+def test_model1_start_needs_04_and_the_same_backbone(tmp_path):
+    from helpers.profiles import KnobError
+
+    paths = Paths(tmp_path)
+    model = SimpleNamespace(config=SimpleNamespace(BACKBONE="resnet50"))
+    with pytest.raises(FileNotFoundError, match="04_train_model1"):
+        training.load_initial_weights(model, "model1", paths)
+    target = paths.model_file("model1")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(h5_with_layers(["conv1", "mrcnn_mask"]))
+    target.with_suffix(".json").write_text('{"class_names": ["BG"], "config": {"BACKBONE": "resnet101"}}')
+    with pytest.raises(KnobError, match="model1.h5 is a resnet101 model.*set BACKBONE = 'resnet101'"):
+        training.load_initial_weights(model, "model1", paths)
+
+
+def coco_with_classes(n_images, rare_image):
+    """n images of 'top', and one image (id rare_image) that alone holds a 'belt'."""
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 8, "height": 8} for i in range(1, n_images + 1)]
+    annotations = [{"id": i, "image_id": i, "category_id": 2 if i == rare_image else 1, "bbox": [0, 0, 2, 2],
+                    "area": 4, "segmentation": [[0, 0, 2, 0, 2, 2]], "iscrowd": 0} for i in range(1, n_images + 1)]
+    return {"info": {"images_dir": "/x"}, "images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "belt"}]}
+
+
+def test_training_subset_keeps_train_images_by_seed_and_every_class(tmp_path):
+    coco = coco_with_classes(50, rare_image=37)
+    path = tmp_path / "train.json"
+    path.write_text(__import__("json").dumps(coco))
+    profile = replace(get_profile("smoke"), train_subset=0)
+    assert training.training_subset(path, profile) == path                  # 0: the file as it is
+    assert training.training_subset(path, replace(profile, train_subset=50)) == path
+    subset = training.training_subset(path, replace(profile, train_subset=5))
+    ids = {im["id"] for im in subset["images"]}
+    assert len(ids) == 5 and 37 in ids                                      # the only belt is kept
+    assert {a["image_id"] for a in subset["annotations"]} == ids and subset["info"] == coco["info"]
+    assert training.training_subset(coco, replace(profile, train_subset=5)) == subset   # same seed, same images
+    others = [{im["id"] for im in training.training_subset(coco, replace(profile, train_subset=5, seed=s))["images"]}
+              for s in range(1, 6)]
+    assert any(o != ids for o in others)                                    # the seed chooses them
