@@ -10,13 +10,15 @@ short time budgets::
         -p TRAIN_MINUTES 2 --model2-minutes 1
 """
 import argparse
+import ast
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
-from helpers.profiles import get_profile, resolve_profile_name
+from helpers.profiles import FORM_SHOWS, FORMS, get_profile, resolve_profile_name
 from helpers.io import describe_os_error, remove_temp_files_on_signals, write_json_atomic
 from helpers.report import read_metrics
 
@@ -31,10 +33,12 @@ def course_notebooks(folder=NOTEBOOKS_DIR):
 def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None, notebook_parameters=None):
     """Execute every course notebook (or those whose number is in `only`) into `out_dir`.
 
-    `parameters` go to every notebook that has them in its parameters cell (papermill adds the
-    rest harmlessly); `notebook_parameters` maps a notebook number ("06") to parameters for it
-    alone. Returns a list of (notebook name, seconds). Stops at the first notebook that fails
-    and says which one and where its partly executed copy is.
+    Each notebook gets its form's knobs with the values of the running profile (`form_parameters`),
+    so its injected-parameters cell shows the values really used; then `parameters`, which go to
+    every notebook that has them in its parameters cell (papermill adds the rest harmlessly);
+    then `notebook_parameters`, mapping a notebook number ("06") to parameters for it alone.
+    Later ones win. Returns a list of (notebook name, seconds). Stops at the first notebook that
+    fails and says which one and where its partly executed copy is.
     """
     import papermill
 
@@ -42,8 +46,9 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
     if not out_dir.is_absolute():
         out_dir = PROJECT_ROOT / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    running = get_profile(profile)
     if not only:            # a whole run: figures of an earlier run must not pass for this one's
-        retire_previous_outputs(get_profile(profile).paths)
+        retire_previous_outputs(running.paths)
     params = {"PROFILE": profile, **(parameters or {})}
     timings = []
     for nb in course_notebooks():
@@ -53,7 +58,7 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
         print(f"== {nb.name} -> {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target}", flush=True)
         start = time.perf_counter()
         try:
-            these = {**params, **(notebook_parameters or {}).get(nb.name[:2], {})}
+            these = {**form_parameters(nb, running), **params, **(notebook_parameters or {}).get(nb.name[:2], {})}
             papermill.execute_notebook(str(nb), str(target), parameters=these, cwd=str(NOTEBOOKS_DIR),
                                        kernel_name="python3", progress_bar=False)
         except papermill.PapermillExecutionError as err:
@@ -61,6 +66,34 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
                              f"Open {target} to see the cell and its output.") from None
         timings.append((nb.name, time.perf_counter() - start))
     return timings
+
+
+def parameter_names(notebook):
+    """The names the parameters cell (tag `parameters`) of `notebook` (a path) assigns."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    names = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell.get("source", []))
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign):
+                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
+def form_parameters(notebook, profile):
+    """The knobs of `notebook`'s form (helpers.profiles.FORMS) with `profile`'s values, for papermill.
+
+    Only the names its parameters cell has; with them FORM_SHOWS names the profile, so that the
+    notebook takes every injected value as meant (a value equal to what the committed form shows
+    is otherwise read as "the running profile's").
+    """
+    knobs = FORMS.get(Path(notebook).name[:2])
+    if not knobs:
+        return {}
+    names = set(parameter_names(notebook))
+    values = {name: value for name, value in profile.form_values(Path(notebook).name[:2]).items() if name in names}
+    return {**values, FORM_SHOWS: profile.name} if values else {}
 
 
 def retire_previous_outputs(paths):
