@@ -282,14 +282,22 @@ def classify_rois(rois, probs, deltas, config, window=(0.0, 0.0, 1.0, 1.0)):
     return RoiClasses(index, class_ids, scores, rois[index], refined, background)
 
 
-def plot_refinement(image, rois, class_names, show=10, figsize=(7, 7)):
-    """The `show` best-scoring proposals (dotted) and the boxes the classifier refines them to (solid)."""
-    count = min(show, len(rois.index))
+def plot_refinement(image, rois, class_names, show=8, cols=4, panel_size=3.2):
+    """One panel per proposal, best garment score first (at most `show`, and 12 to stay readable):
+    the proposal dotted, the box the classifier refines it to solid, captioned with garment and score."""
+    count = min(show, len(rois.index), 12)
     pixels = _pixels_of(image)
-    captions = [f"{class_names[c]} {s:.3f}" for c, s in zip(rois.class_ids[:count], rois.scores[:count])]
-    return visualize.draw_boxes(image, boxes=pixels(rois.rois[:count]), refined_boxes=pixels(rois.refined[:count]),
-                                captions=captions, figsize=figsize,
-                                title=f"the {count} proposals with the highest garment score, refined")
+    cols = max(1, min(cols, count))
+    rows = max(1, math.ceil(count / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows), squeeze=False)
+    for ax in axes.ravel()[count:]:
+        ax.axis("off")
+    for rank, ax in enumerate(axes.ravel()[:count]):
+        visualize.draw_boxes(image, boxes=pixels(rois.rois[rank:rank + 1]), refined_boxes=pixels(rois.refined[rank:rank + 1]),
+                             ax=ax, colors=["red"])
+        ax.set_title(f"#{rank + 1} {class_names[rois.class_ids[rank]]} {rois.scores[rank]:.3f}")
+    fig.tight_layout()
+    return fig
 
 
 # -- 5. the mask head ---------------------------------------------------------------------------
@@ -466,7 +474,7 @@ def weight_stats(model, layers):
         if note:
             flagged.append(f"{path} ({note})")
         if path.split("/")[-2] in layers:
-            rows.append([path, shape, float(low), float(high), float(std), note])
+            rows.append([path, shape] + [float(v) + 0.0 for v in (low, high, std)] + [note])   # + 0.0: no "-0"
     summary = f"{len(table)} weight arrays; {len(flagged)} flagged" + (f": {', '.join(flagged[:5])}" if flagged else "")
     return summary, rows
 

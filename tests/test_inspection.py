@@ -179,8 +179,12 @@ def test_refined_boxes_are_the_detection_layers_boxes():
     for i, c, s in zip(found.index, found.class_ids, found.scores):
         assert c == 1 + np.argmax(probs[i, 1:]) and s == probs[i, c]
     assert found.background == int(np.sum(np.argmax(probs[:count - 3], axis=1) == 0))
-    fig = inspection.plot_refinement(np.zeros((128, 128, 3), np.uint8), found, ["BG", "a", "b", "c"], show=4)
-    assert "4 proposals" in fig.axes[0].get_title()
+    names = ["BG", "a", "b", "c"]
+    fig = inspection.plot_refinement(np.zeros((128, 128, 3), np.uint8), found, names, show=5)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [f"#{k + 1} {names[found.class_ids[k]]} {found.scores[k]:.3f}" for k in range(5)]
+    fig = inspection.plot_refinement(np.zeros((128, 128, 3), np.uint8), found, names, show=100)
+    assert sum(1 for ax in fig.axes if ax.get_title()) == 12
 
 
 # -- masks and detections ------------------------------------------------------------------------
@@ -279,6 +283,7 @@ def test_weight_stats_pick_layers_and_flag_constant_weights():
               built(keras.layers.Conv2D(4, 3, name="res5b_branch2b"), (None, 8, 8, 4)),
               built(keras.layers.Dense(3, name="mrcnn_class_logits", kernel_initializer="zeros"), (None, 4)),
               built(keras.layers.Dense(3, name="unrelated"), (None, 4))]
+    layers[0].bias.assign(np.full(4, -1e-7))             # "-0.0000" in weight_stats_table: shown as 0
     model = fake_model(trainable=layers)
     chosen = inspection.key_layers(model)
     assert chosen == ["conv1", "res5b_branch2b", "mrcnn_class_logits"]
@@ -293,6 +298,7 @@ def test_weight_stats_pick_layers_and_flag_constant_weights():
     assert rows[0][2] == pytest.approx(kernel.min(), abs=1e-4) and rows[0][4] == pytest.approx(kernel.std(), abs=1e-4)
     text = inspection.weight_stats_text(rows)
     assert "dead?" in text and "<span" not in text
+    assert text.splitlines()[2].split()[2:5] == ["0", "0", "0"]      # conv1/bias: min, max, std
     fig = inspection.plot_weight_histograms(model, chosen)
     assert sum(1 for ax in fig.axes if ax.get_title()) == 3
 
