@@ -25,7 +25,7 @@ from helpers.sample import build_sample
 from helpers.training import run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-7]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-9]_*.ipynb"))
 COURSE_NOTEBOOKS = [p for p in NOTEBOOKS if not p.name.startswith("00")]   # 00 keeps nothing: no Drive
 REPO_LINE = re.compile(r'^COURSE_REPO = "([^"]+)"', re.M)
 DRIVE_LINE = 'USE_DRIVE = False  # @param {type:"boolean"}'
@@ -47,7 +47,7 @@ def install_cell():
 # --- the install cell: one text everywhere ----------------------------------------------------
 
 def test_every_notebook_has_the_same_install_cell_in_plain_python():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
     cells = {p.name: source(code_cells(p)[0]) for p in NOTEBOOKS}
     assert len(set(cells.values())) == 1, "install cells differ"
     ast.parse(install_cell())                      # no `!git` or `%cd`: it runs (and fails) as Python
