@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from helpers.guards import image_size_problem, polygon_problem, rle_problem
 from helpers.io import DataError, atomic_write, dumps, loads, read_json, write_json_atomic
 from helpers.modanet import CLASS_NAMES
+from helpers.report import label_grid, percent, text_table
 from helpers.seasons import IMAGE_EXTENSIONS, canonical_class, label_name, parse_custom_name, parse_label
 from helpers.via import write_via
 from mrcnn.utils import ImageTooLargeError, read_image_rgb
@@ -160,9 +161,7 @@ class AutoLabelReport:
                 shown = ", ".join(files[:max_files]) + (", ..." if len(files) > max_files else "")
                 lines.append(f"  {reason:28} {len(files):>6}  {shown}")
         if self.instances_per_label:
-            lines.append(f"  {'label':28} {'instances':>9}")
-            for label, count in sorted(self.instances_per_label.items()):
-                lines.append(f"  {label:28} {count:>9}")
+            lines.append(label_grid(self.instances_per_label, "instances"))
         return "\n".join(lines)
 
     def __str__(self):
@@ -436,9 +435,18 @@ class FilteredLabels:
     coco: dict
     kept: list
     dropped: list
+    min_per_class: int = None
 
     def __iter__(self):                 # coco, kept, dropped = filter_labels(...)
         return iter((self.coco, self.kept, self.dropped))
+
+    def __str__(self):
+        rule = f" (at least {self.min_per_class} instances)" if self.min_per_class is not None else ""
+        dropped = ", ".join(f"{label} {count}" for label, count in self.dropped) or "none"
+        lines = [f"kept {len(self.kept)} labels{rule}, dropped {len(self.dropped)}: {dropped}"]
+        if self.kept:
+            lines.append(label_grid(dict(self.kept), "kept instances"))
+        return "\n".join(lines)
 
 
 def filter_labels(coco, min_per_class):
@@ -463,7 +471,7 @@ def filter_labels(coco, min_per_class):
     def by_count(categories):
         return sorted(((c["name"], counts[c["id"]]) for c in categories), key=lambda item: (-item[1], item[0]))
     dropped = [c for c in coco["categories"] if c["id"] not in new_id]
-    return FilteredLabels(filtered, by_count(kept_categories), by_count(dropped))
+    return FilteredLabels(filtered, by_count(kept_categories), by_count(dropped), min_per_class)
 
 
 MIN_IMAGES_TO_SPLIT = 3     # one photo at least in each of train, val and test
@@ -558,13 +566,42 @@ def measure_against_truth(auto_coco, truth_coco):
         wrong = best is None or ious[best] <= 0 or classes[best] != cls
         rows[cls].append((target_iou, bool(wrong)))
 
-    result = {"images_in_truth": len(truth_images), "images_labelled": len(labelled),
+    result = LabelQuality({"images_in_truth": len(truth_images), "images_labelled": len(labelled),
               "share_labelled": len(labelled) / len(truth_images) if truth_images else None,
               "auto_images_not_in_truth": len(not_in_truth),
-              "unusable_segmentations": {"auto": unusable["auto"], "truth": len(unusable_truth)}}
+              "unusable_segmentations": {"auto": unusable["auto"], "truth": len(unusable_truth)}})
     result.update(_summary([row for cls_rows in rows.values() for row in cls_rows]))
     result["per_class"] = {cls: _summary(rows[cls]) for cls in sorted(rows)}
     return result
+
+
+class LabelQuality(dict):
+    """`measure_against_truth`'s figures: a plain dict (for the metrics file) that prints as a table."""
+
+    def __str__(self):
+        lines = [f"{self['images_labelled']} of {self['images_in_truth']} photos with truth auto-labelled "
+                 f"({percent(self['share_labelled'])})"]
+        if self.get("auto_images_not_in_truth"):
+            lines[0] += f"; {self['auto_images_not_in_truth']} auto-labelled photos are not in the truth"
+        unusable = self.get("unusable_segmentations") or {}
+        if any(unusable.values()):
+            lines.append(f"  left out, not rasterisable: {unusable.get('auto', 0)} auto-labels, "
+                         f"{unusable.get('truth', 0)} truth instances")
+        rows = [[name, q["instances"], q["mean_iou"], percent(q["share_iou_50"]), percent(q["share_wrong_garment"])]
+                for name, q in [*self.get("per_class", {}).items(), ("all", self)]]
+        lines.append(text_table(rows, headers=["garment", "instances", "mean IoU", "IoU >= 0.5", "wrong garment"]))
+        return "\n".join(lines)
+
+
+class MatchingComparison(dict):
+    """`compare_matching`'s answer: a plain dict that prints as one row per photo."""
+
+    def __str__(self):
+        rows = [[file_class, str(index), str(name)] for file_class, index, name in self["rows"]]
+        return "\n".join([
+            f"wrong garment: by index {self['index_wrong_garment']}, by name {self['name_wrong_garment']} "
+            f"of {self['images']} photos (None: nothing detected for it)",
+            text_table(rows, headers=["photo's garment", "index matching picks", "name matching picks"])])
 
 
 def _best_garment(class_ids, scores, chosen, model_names):
@@ -597,7 +634,7 @@ def compare_matching(results, file_classes, model_class_names, assumed_class_nam
         by_name = _best_garment(class_ids, scores, np.array([model_names[c] == file_class for c in class_ids],
                                                             bool), model_names)
         rows.append((file_class, by_index, by_name))
-    return {"images": len(rows),
-            "index_wrong_garment": sum(index not in (None, cls) for cls, index, _ in rows),
-            "name_wrong_garment": sum(name not in (None, cls) for cls, _, name in rows),
-            "rows": rows}
+    return MatchingComparison({"images": len(rows),
+                               "index_wrong_garment": sum(index not in (None, cls) for cls, index, _ in rows),
+                               "name_wrong_garment": sum(name not in (None, cls) for cls, _, name in rows),
+                               "rows": rows})
