@@ -112,16 +112,27 @@ class NamedGarmentComparison:
         s = self.summary()
         matrix, labels, accuracy = self.season_confusion
         missed = int(matrix[:, -1].sum())
-        better = "better than" if s["model2_segm_AP50"] > s["model1_segm_AP50"] else "no better than"
         chance = 1 / (len(labels) - 1)
         return (f"On {s['images']} held-out photos (scored against the {self.truth_source}), model-1 finds the named "
-                f"garment with mask AP50 {s['model1_segm_AP50']:.3f} and model-2 with {s['model2_segm_AP50']:.3f}: "
-                f"model-2, trained on model-1's auto-labels, is {better} its teacher at finding garments.\n"
+                f"garment with mask AP50 {s['model1_segm_AP50']:.3f} (AP {s['model1_segm_AP']:.3f}) and model-2 with "
+                f"{s['model2_segm_AP50']:.3f} (AP {s['model2_segm_AP']:.3f}): model-2, trained on model-1's "
+                f"auto-labels, is {self._verdict(s)} at finding garments.\n"
                 f"Asked for the season as well, model-2 reaches AP50 {s['model2_season_segm_AP50']:.3f}.\n"
                 f"Its most confident detection has the right season on {accuracy:.0%} of the photos "
                 f"(chance: {chance:.0%}); on {missed} photo(s) it found no such garment at all."
                 + (f"\nWith only {s['images']} photos, each figure moves a lot with a single photo: read them as "
                    "a direction, not a measurement." if s["images"] < 50 else ""))
+
+    @staticmethod
+    def _verdict(s):
+        """Model-2 against its teacher, by AP50 and by AP: both agree, or the sentence says they do not."""
+        ahead = {m: s[f"model2_segm_{m}"] > s[f"model1_segm_{m}"] for m in ("AP50", "AP")}
+        if all(ahead.values()):
+            return "better than its teacher by both AP50 and AP"
+        if not any(ahead.values()):
+            return "no better than its teacher, by AP50 or by AP"
+        up, down = ("AP", "AP50") if ahead["AP"] else ("AP50", "AP")
+        return f"ahead of its teacher by {up} but behind by {down} (neither model is clearly better)"
 
     def __str__(self):
         width = max([len(str(r["class"])) for r in self.rows] + [len("all (AP50)")]) + 2

@@ -135,3 +135,16 @@ def test_asking_for_the_season_never_raises_a_garments_ap(custom):
         assert row["model-2 + season"] <= row["model-2"] + 1e-9, row
     text = str(result)
     assert "all (AP)" in text and "all (AP50)" in text
+
+
+@pytest.mark.parametrize("m2, verdict", [((0.5, 0.9), "better than its teacher by both"),
+                                          ((0.1, 0.3), "no better than its teacher"),
+                                          ((0.3, 0.9), "ahead of its teacher by AP50 but behind by AP"),
+                                          ((0.5, 0.3), "ahead of its teacher by AP but behind by AP50")])
+def test_the_conclusions_verdict_follows_both_ap_and_ap50(custom, m2, verdict):
+    truth, _, dataset = custom
+    model1, classes1, model2, classes2 = fake_models(truth, dataset)
+    result = compare_models_on_named_garments(model1, classes1, model2, classes2, dataset, truth=truth)
+    result.model1.metrics["segm"].update(AP=0.4, AP50=0.6)
+    result.model2.metrics["segm"].update(AP=m2[0], AP50=m2[1])
+    assert verdict in result.conclusion()
