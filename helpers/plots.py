@@ -228,7 +228,8 @@ def dataset_truths(dataset, image_ids):
     return truths
 
 
-def show_detections(images, results, class_names, titles=None, cols=None, min_score=0.5, truths=None):
+def show_detections(images, results, class_names, titles=None, cols=None, min_score=0.5, truths=None,
+                    truth_name="truth"):
     """Detections on a grid of images: masks, boxes and one "class score" label per box.
 
     `results` are `model.detect` outputs, one per image; only detections scoring at least
@@ -236,7 +237,8 @@ def show_detections(images, results, class_names, titles=None, cols=None, min_sc
     that evaluation sees them), each panel titled with its name and how many are shown.
     With `truths` (one per image, e.g. `dataset_truths(dataset, image_ids)`), each image gets
     two panels, the true garments left and the detections right; titles default to the
-    truths' file names. `cols`: images per row (3 alone, 2 with truths).
+    truths' file names. `truth_name` names the left panels ("auto-labels" when the labels
+    compared against are machine-made). `cols`: images per row (3 alone, 2 with truths).
     """
     images, results = list(images), list(results)
     if len(images) != len(results) or not images:
@@ -270,7 +272,8 @@ def show_detections(images, results, class_names, titles=None, cols=None, min_sc
             colours = _colour_of(class_names, t_names)
             ax = axes[2 * n]
             pending.append((ax, _draw_instances(ax, image, t_boxes, t_masks, t_ids, t_names, None,
-                                                f"{title}: truth, {_count(len(t_ids), 'garment')}", colours)))
+                                                f"{title}: {truth_name}, {_count(len(t_ids), 'garment')}",
+                                                colours)))
         else:
             colours = _colour_of(class_names)
         ax = axes[per_image * n + per_image - 1]

@@ -124,6 +124,8 @@ def test_show_detections_draws_the_truth_left_of_each_prediction():
     colour_of = class_colours(NAMES[1:])
     truth_skirt = next(p for p in boxes_of(fig.axes[0]) if p.get_width() == 36)    # (4, 4, 30, 40)
     assert np.allclose(truth_skirt.get_edgecolor()[:3], colour_of["skirt"][:3])
+    relabelled = show_detections([image], [result], NAMES, truths=[truth], truth_name="auto-labels")
+    assert relabelled.axes[0].get_title() == "photo.jpg: auto-labels, 2 garments"
     with pytest.raises(ValueError, match="2 images but 1 truths"):
         show_detections([image, image], [result, result], NAMES, truths=[truth])
 
