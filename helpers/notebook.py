@@ -14,7 +14,9 @@ def setup_notebook(seed=42, seed_tensorflow=False):
     random.seed(seed)
     np.random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Cell 1 of every notebook already set this before anything loaded TensorFlow; here it only
+    # helps a script that skips cell 1, and only if TensorFlow is not loaded yet (it reads it once).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import sys
     if seed_tensorflow:
         import keras
