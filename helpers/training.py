@@ -4,7 +4,7 @@ Notebooks 04 and 06 call four things, in order:
 
     config = make_config(profile, "modanet", class_names)        # a Config subclass, .display()
     model = MaskRCNN("training", config, model_dir)
-    report = load_initial_weights(model, "coco", paths)          # or "imagenet", "last", "none", a path
+    report = load_initial_weights(model, "coco", paths)          # or "imagenet", "last", "none", "model1", a path
     train_in_stages(model, train_set, val_set, profile)          # heads first, then all layers
     export_model(model, class_names, paths.model_file("model1"))  # what the next notebook loads
 
