@@ -173,12 +173,16 @@ def _place_labels(ax, labels, renderer):
     height = ax.get_ylim()[0] + 0.5
     width = ax.get_xlim()[1] + 0.5
     to_data = ax.transData.inverted()
+    pad_points = 0.8                                    # the label's background reaches this far out
+    pad_pixels = pad_points * ax.figure.dpi / 72
     placed = []
     for (y1, x1, y2, x2), caption, colour in labels:
         text = ax.text(0, 0, caption, fontsize=LABEL_FONT, color="white", va="top", ha="left", clip_on=True,
-                       bbox=dict(facecolor=colour, alpha=0.8, pad=0.8, linewidth=0))
-        extent = text.get_window_extent(renderer).transformed(to_data)
+                       bbox=dict(facecolor=colour, alpha=0.8, pad=pad_points, linewidth=0))
+        inner = text.get_window_extent(renderer).transformed(to_data)
+        extent = text.get_window_extent(renderer).padded(pad_pixels).transformed(to_data)
         w, h = abs(extent.width), abs(extent.height)
+        pad_x, pad_y = (w - abs(inner.width)) / 2, (h - abs(inner.height)) / 2
         x = min(max(x1, -0.5), max(-0.5, width - 0.5 - w))
         downs = [y1 + k * h for k in range(int(max(0.0, y2 - y1 - h) // max(h, 1e-6)) + 1)]
         ups = [y1 - (k + 1) * h for k in range(int(max(0.0, y1) // max(h, 1e-6)))]
@@ -186,7 +190,7 @@ def _place_labels(ax, labels, renderer):
         free = [y for y in spots if not any(x < px + pw and px < x + w and y < py + ph and py < y + h
                                             for px, py, pw, ph in placed)]
         y = (free or spots)[0]
-        text.set_position((x, y))
+        text.set_position((x + pad_x, y + pad_y))      # the background's corner at (x, y)
         placed.append((x, y, w, h))
 
 

@@ -150,11 +150,11 @@ def test_labels_stay_inside_the_image_and_never_cover_each_other():
         for j in range(i + 1, count):
             overlap_w = min(frames[i].x1, frames[j].x1) - max(frames[i].x0, frames[j].x0)
             overlap_h = min(frames[i].y1, frames[j].y1) - max(frames[i].y0, frames[j].y0)
-            assert overlap_w <= 1 or overlap_h <= 1, (ax.texts[i].get_text(), ax.texts[j].get_text())
+            assert overlap_w <= 0.5 or overlap_h <= 0.5, (ax.texts[i].get_text(), ax.texts[j].get_text())
     picture = ax.images[0].get_window_extent(renderer)
     for frame in frames:
-        assert picture.x0 - 2 <= frame.x0 and frame.x1 <= picture.x1 + 2
-        assert picture.y0 - 2 <= frame.y0 and frame.y1 <= picture.y1 + 2
+        assert picture.x0 - 0.5 <= frame.x0 and frame.x1 <= picture.x1 + 0.5
+        assert picture.y0 - 0.5 <= frame.y0 and frame.y1 <= picture.y1 + 0.5
 
 
 def test_dataset_truths_gives_each_images_masks_classes_and_file_name():
