@@ -157,12 +157,26 @@ class Profile:
         """The profile as (name, value) rows, for printing in a notebook."""
         return [(f.name, getattr(self, f.name)) for f in fields(self) if f.name not in ("engine", "knobs")]
 
-    def display(self):
-        print(f"Profile '{self.name}'")
-        for key, value in self.table():
-            print(f"  {key:18} {value}")
-        for key, value in self.engine.items():
-            print(f"  {key:18} {value}   (Config)")
+    def display(self, width=110):
+        """Every value of the profile, a few to a line (and its Config values), in a dozen lines or so."""
+        import textwrap
+
+        def lines(pairs):
+            text = ", ".join(f"{key}={_plain(value)}" for key, value in pairs)
+            return textwrap.fill(text, width, initial_indent="  ", subsequent_indent="    ")
+
+        print(f"Profile '{self.name}':")
+        print(lines(self.table()))
+        if self.engine:
+            print("  Config values it sets:")
+            print(lines(self.engine.items()))
+
+
+def _plain(value):
+    """A profile value as it reads in a line: tuples and lists without quotes and brackets' clutter."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 SMOKE = Profile(

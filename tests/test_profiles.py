@@ -132,11 +132,14 @@ def test_require_says_what_to_run(tmp_path):
     assert paths_mod.require(tmp_path, "x") == tmp_path
 
 
-def test_display_lists_every_value(capsys):
+def test_display_lists_every_value_in_a_few_lines(capsys):
     profiles.SMOKE.display()
     out = capsys.readouterr().out
-    for key, _ in profiles.SMOKE.table():
+    for key, value in profiles.SMOKE.table():
+        assert f"{key}={profiles._plain(value)}" in " ".join(out.split())
+    for key in profiles.SMOKE.engine:
         assert key in out
+    assert len(out.splitlines()) <= 20 and max(map(len, out.splitlines())) <= 110
 
 
 def test_model2_epochs_replace_model1s_and_overrides_win():
