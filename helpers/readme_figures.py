@@ -54,13 +54,22 @@ def readme_block(readme_text):
     return readme_text.split(START, 1)[1].split(END, 1)[0].strip("\n")
 
 
-def update_readme(metrics_file, readme=README, snapshot=SNAPSHOT):
-    """Copy `metrics_file` to `snapshot` and rewrite `readme`'s paragraph from it; return the paragraph."""
+def update_readme(metrics_file, readme=None, snapshot=None):
+    """Copy `metrics_file` to `snapshot` and rewrite `readme`'s paragraph from it; return the paragraph.
+
+    readme, snapshot: default the repository's README.md and docs/smoke_run_metrics.json.
+    """
+    readme, snapshot = readme or README, snapshot or SNAPSHOT
     metrics = read_json(metrics_file, "metrics file")
+    if not isinstance(metrics, dict):
+        raise DataError(f"{metrics_file}: not a course metrics file (a JSON object of sections)")
     missing = [s for s in ("model1", "autolabel", "compare") if s not in metrics]
     if missing:
         raise DataError(f"{metrics_file}: no {', '.join(missing)} section (run the whole course: make demo)")
-    paragraph = smoke_paragraph(metrics)
+    try:
+        paragraph = smoke_paragraph(metrics)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DataError(f"{metrics_file}: not a course metrics file ({type(err).__name__}: {err})") from None
     text = Path(readme).read_text(encoding="utf-8")
     old = readme_block(text)
     text = text.replace(f"{START}\n{old}\n{END}", f"{START}\n{paragraph}\n{END}")

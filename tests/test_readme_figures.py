@@ -49,3 +49,33 @@ def test_a_partial_run_or_a_readme_without_markers_is_a_one_line_error(tmp_path,
     assert "no autolabel, compare section" in capsys.readouterr().err
     with pytest.raises(DataError, match="markers"):
         rf.readme_block("no markers here")
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", "null", '{"model1": 1, "autolabel": {}, "compare": {}}',
+                                     json.dumps({**METRICS, "model1": {"segm_AP50": "high"}}),
+                                     json.dumps({**METRICS, "compare": []})])
+def test_a_bad_metrics_file_is_a_one_line_error_and_changes_nothing(tmp_path, capsys, monkeypatch, content):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{rf.START}\nold\n{rf.END}\n", encoding="utf-8")
+    monkeypatch.setattr(rf, "README", readme)
+    monkeypatch.setattr(rf, "SNAPSHOT", tmp_path / "snapshot.json")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(content)
+    assert rf.main([str(metrics)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "metrics.json" in err and "Traceback" not in err
+    assert readme.read_text(encoding="utf-8") == f"{rf.START}\nold\n{rf.END}\n"
+    assert not (tmp_path / "snapshot.json").exists()
+    assert rf.main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_the_command_writes_the_readme_and_the_snapshot_together(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{rf.START}\nold\n{rf.END}\n", encoding="utf-8")
+    monkeypatch.setattr(rf, "README", readme)
+    monkeypatch.setattr(rf, "SNAPSHOT", tmp_path / "snapshot.json")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(METRICS))
+    assert rf.main([str(metrics)]) == 0
+    assert rf.readme_block(readme.read_text(encoding="utf-8")) == rf.smoke_paragraph(METRICS)
+    assert read_json(tmp_path / "snapshot.json") == METRICS
