@@ -14,7 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from helpers.io import DataError, describe_os_error, dumps, read_json, write_files_atomic
+from helpers.io import (DataError, describe_os_error, dumps, read_json, remove_temp_files_on_signals,
+                        write_files_atomic)
 from helpers.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -93,4 +94,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    remove_temp_files_on_signals()     # Ctrl-C while writing leaves no hidden temp file behind
     sys.exit(main())
