@@ -1,7 +1,7 @@
 """Does our Mask R-CNN learn as well as torchvision's? Mask AP on held-out toy shapes, checkpoint by checkpoint.
 
 What it does (issue 3): trains our Mask R-CNN (mrcnn/) and torchvision's maskrcnn_resnet50_fpn side by
-side from random initialisation on the same synthetic shapes (tests/shapes.py), and after every chunk
+side from random initialisation on the same synthetic shapes (mrcnn/samples/shapes.py), and after every chunk
 of training scores both on the same held-out shapes with the same pycocotools code (mask AP50, AP).
 Goal: ours >= theirs (mask AP50, at the 3 decimals printed) at every checkpoint.
 
@@ -16,7 +16,7 @@ Kept equal for both:
              the same learning rate per iteration: linear warm-up over --warmup iterations to --lr,
              then constant (our weight decay is Keras' decoupled form, theirs torch's L2 term)
   checking   both models' detections become the same detect()-style dicts (torchvision's soft
-             (N, 1, H, W) masks thresholded at 0.5) and go through tests.shapes.coco_mask_ap, twice:
+             (N, 1, H, W) masks thresholded at 0.5) and go through mrcnn.samples.shapes.coco_mask_ap, twice:
              with the BatchNorm statistics as training left them (moving averages, momentum 0.1 in
              torch's terms), and again after re-estimating them on --bn-batches training batches
              (the mean over those batches; "precise BN", Wu & Johnson 2021), then putting the moving
@@ -70,7 +70,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_mrcnn as reference    # noqa: E402  (the shared proposal / ROI / optimiser numbers)
 from helpers.io import write_json_atomic    # noqa: E402
-from tests.shapes import ShapesDataset, coco_mask_ap    # noqa: E402
+from mrcnn.samples.shapes import ShapesDataset, coco_mask_ap    # noqa: E402
 
 HELD_OUT_SEED_OFFSET = 1        # held-out set: seed + 1, so it never repeats the train images
 SCORES = ("ap50", "ap", "ap50_bn", "ap_bn")     # compared checkpoint by checkpoint
@@ -127,7 +127,7 @@ class Learner:
         return float(np.mean(losses)) if losses else float("nan")
 
     def evaluate(self):
-        """Mask AP50 and AP on the held-out set (tests.shapes.coco_mask_ap), as trained and with
+        """Mask AP50 and AP on the held-out set (mrcnn.samples.shapes.coco_mask_ap), as trained and with
         re-estimated BatchNorm statistics (when --bn-batches > 0), and the seconds it took."""
         started = time.perf_counter()
         image_ids = list(self.held_out.image_ids)
@@ -513,7 +513,8 @@ def load_other_side(path, args):
     return side, by_target, f"{device} (from {path})"
 
 
-def _score(value, width=0):
+def format_score(value, width=0):
+    """A score as the tables print it (3 decimals), "-" where there is none (no second evaluation)."""
     return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
 
 
@@ -521,11 +522,11 @@ def _side_text(entry):
     if entry is None:
         return "-"
     return (f"{entry['iterations']} it {entry['train_minutes']:.1f} min {entry['seconds_per_iteration']:.2f} s/it "
-            f"AP50 {entry['ap50']:.3f} AP {entry['ap']:.3f} (BN re-estimated: AP50 {_score(entry.get('ap50_bn'))} "
-            f"AP {_score(entry.get('ap_bn'))})")
+            f"AP50 {entry['ap50']:.3f} AP {entry['ap']:.3f} (BN re-estimated: AP50 {format_score(entry.get('ap50_bn'))} "
+            f"AP {format_score(entry.get('ap_bn'))})")
 
 
-def _at_least(ours, theirs, key):
+def at_least(ours, theirs, key):
     """ours >= theirs at the printed resolution (VERDICT_DECIMALS), so the verdict reads off the table."""
     if ours is None or theirs is None or ours.get(key) is None or theirs.get(key) is None:
         return None
@@ -552,7 +553,7 @@ def print_table(rows, unit):
             cells.append(f"{'-':>{width}} " + " ".join([f"{'-':>6}"] * 6) if entry is None else
                          f"{entry['iterations']:>{width}} {entry['train_minutes']:6.1f} "
                          f"{entry['seconds_per_iteration']:6.2f} {entry['ap50']:6.3f} {entry['ap']:6.3f} "
-                         f"{_score(entry.get('ap50_bn'), 6)} {_score(entry.get('ap_bn'), 6)}")
+                         f"{format_score(entry.get('ap50_bn'), 6)} {format_score(entry.get('ap_bn'), 6)}")
         verdicts = " / ".join(_yes(row.get(f"ours_at_least_theirs_{key}")) for key in SCORES)
         print(f"{row['target']:>7g} {unit:<3} | {cells[0]} | {cells[1]} | {verdicts}")
 
@@ -677,7 +678,7 @@ def main(argv=None):
             for worker in workers:          # taking turns: only one side trains at any time
                 row[worker.name] = worker.run_chunk()
             for key in SCORES:
-                row[f"ours_at_least_theirs_{key}"] = _at_least(row["ours"], row["theirs"], key)
+                row[f"ours_at_least_theirs_{key}"] = at_least(row["ours"], row["theirs"], key)
             rows.append(row)
             verdicts = ", ".join(f"{key} {_yes(row[f'ours_at_least_theirs_{key}'])}" for key in SCORES)
             print(f"[{target:g} {unit}] ours {_side_text(row['ours'])} | theirs {_side_text(row['theirs'])} | "

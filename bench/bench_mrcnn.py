@@ -1,7 +1,7 @@
 """Speed and memory of our Mask R-CNN (mrcnn/) beside torchvision's, measured on this machine.
 
 What it times, both ResNet-50 FPN with random weights, 4 classes, the same proposal and
-detection counts, on toy shapes images (tests/shapes.py):
+detection counts, on toy shapes images (mrcnn/samples/shapes.py):
 
   inference  images/s at each --sizes (batch 1, square images, no resize beyond the model's
              own): ours MaskRCNN.detect([image]), torchvision model([image]) in eval mode
@@ -85,7 +85,7 @@ def _peak_rss_bytes():
 
 def _shapes_dataset(count, size, seed=0):
     sys.path.insert(0, str(REPO))
-    from tests.shapes import ShapesDataset
+    from mrcnn.samples.shapes import ShapesDataset
     dataset = ShapesDataset()
     dataset.load_shapes(count, size=size, seed=seed)
     dataset.prepare()
@@ -492,7 +492,7 @@ def against_matterport(args):
           f"detections, {MATTERPORT_WARMUP} more untimed, then the median of {args.repeat}; CPU")
     saved = {"settings": {"against": "matterport", "backbone": backbone, "sizes": args.sizes,
                           "classes": MATTERPORT_CLASSES, "batch": 1, "threads": args.threads,
-                          "warmup": MATTERPORT_WARMUP, "repeat": args.repeat, "image": "tests/shapes.py seed 0",
+                          "warmup": MATTERPORT_WARMUP, "repeat": args.repeat, "image": "mrcnn/samples/shapes.py seed 0",
                           "matterport": matterport_reference.MATTERPORT,
                           "tf_keras": matterport_reference.tf_keras_requirement()},
              "load_before": _load(), "results": [], "complete": False}

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_learning import (COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, _at_least, _score,    # noqa: E402
+from bench_learning import (COMPARED_SETTINGS, SCORES, VERDICT_DECIMALS, at_least, format_score,    # noqa: E402
                             read_result)
 
 SIDES = ("ours", "theirs")
@@ -135,10 +135,10 @@ def checkpoint_summary(runs, paired, target):
             sd = statistics.stdev(values) if len(values) > 1 else None
             summary[side][key] = (len(values), statistics.fmean(values), sd) if values else (0, None, None)
     means = {side: {key: summary[side][key][1] for key in SCORES} for side in SIDES}
-    verdicts = {key: _at_least(means["ours"], means["theirs"], key) for key in SCORES}
+    verdicts = {key: at_least(means["ours"], means["theirs"], key) for key in SCORES}
     counts, differences = {}, {}
     for key in SCORES:
-        wins = [_at_least(ours.get(target), theirs.get(target), key) for ours, theirs in paired]
+        wins = [at_least(ours.get(target), theirs.get(target), key) for ours, theirs in paired]
         wins = [win for win in wins if win is not None]
         counts[key] = (sum(wins), len(wins))
         differences[key] = paired_difference(
@@ -165,7 +165,7 @@ def baseline_rows(runs, baseline, targets):
                      if target in ours_by_seed[seed] and target in baseline_by_seed[seed]
                      and ours_by_seed[seed][target].get(key) is not None
                      and baseline_by_seed[seed][target].get(key) is not None]
-            wins = sum(_at_least({key: a}, {key: b}, key) for a, b in pairs)
+            wins = sum(at_least({key: a}, {key: b}, key) for a, b in pairs)
             rows.append({"target": target, "score": key, "ours_mean": statistics.fmean(a for a, _ in pairs)
                          if pairs else None, "baseline_mean": statistics.fmean(b for _, b in pairs) if pairs else None,
                          "paired_runs_ours_at_least_baseline": wins, "paired_runs": len(pairs),
@@ -182,7 +182,7 @@ def print_baseline(rows, engine, baseline_engine, unit):
         for row in rows:
             if row["score"] != key:
                 continue
-            means = [_score(row[name], 5) for name in ("ours_mean", "baseline_mean")]
+            means = [format_score(row[name], 5) for name in ("ours_mean", "baseline_mean")]
             print(f"{_target(row['target'], unit)} | {means[0]} | {means[1]} | "
                   f"{row['paired_runs_ours_at_least_baseline']:>3}/{row['paired_runs']:<3} | "
                   f"{_difference_cell(*row['paired_difference'].values())}")

@@ -31,7 +31,7 @@ def test_learning_rate_warms_up_linearly_then_stays():
 
 
 def test_learning_verdict_compares_at_the_printed_resolution():
-    at_least = bench_learning._at_least
+    at_least = bench_learning.at_least
     assert at_least({"ap50": 0.0}, {"ap50": 0.0004}, "ap50") is True          # both print 0.000
     assert at_least({"ap50": 0.0}, {"ap50": 0.0006}, "ap50") is False         # 0.000 against 0.001
     assert at_least({"ap50": 0.7}, {"ap50": 0.6}, "ap50") is True

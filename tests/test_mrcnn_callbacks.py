@@ -9,7 +9,7 @@ import pytest
 
 from mrcnn.callbacks import TimeBudget, TrainingProgress, eta_seconds, format_seconds
 from mrcnn.model import MaskRCNN
-from tests.shapes import ShapesDataset
+from mrcnn.samples.shapes import ShapesDataset
 from tests.test_mrcnn_model import TinyConfig
 
 

@@ -12,7 +12,7 @@ import keras
 
 from mrcnn.config import Config
 from mrcnn.model import MaskRCNN
-from tests.shapes import ShapesDataset, coco_mask_ap
+from mrcnn.samples.shapes import ShapesDataset, coco_mask_ap
 
 
 class OverfitConfig(Config):

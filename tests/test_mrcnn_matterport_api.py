@@ -28,7 +28,7 @@ from mrcnn import model as modellib
 from mrcnn.config import Config
 from tests import matterport_reference
 from tests.httpfixtures import http_server  # noqa: F401  (the pytest fixture)
-from tests.shapes import CLASS_NAMES, ShapesDataset
+from mrcnn.samples.shapes import CLASS_NAMES, ShapesDataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,7 +19,7 @@ from helpers.training import make_config
 from mrcnn import losses, utils, weights
 from mrcnn.data import make_training_dataset
 from mrcnn.model import MaskRCNN, MaskRCNNTrainer, compute_losses, network_inputs
-from tests.shapes import ShapesDataset
+from mrcnn.samples.shapes import ShapesDataset
 from tests.test_mrcnn_model import TinyConfig
 
 MIXED_STEPS = 4         # mixed-precision training steps

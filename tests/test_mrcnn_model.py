@@ -12,8 +12,7 @@ from mrcnn.config import Config
 from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows, WeightsCheckpoint
 from mrcnn.data import make_inference_inputs
 from mrcnn.meta import compute_backbone_shapes
-from tests.shapes import CLASS_NAMES, ShapesDataset
-from tests.test_mrcnn_proposals import numpy_proposals_per_level
+from mrcnn.samples.shapes import CLASS_NAMES, ShapesDataset
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "photos"
 matplotlib.use("Agg")
@@ -124,79 +123,26 @@ def test_conv_init_reaches_the_resnet_and_the_mask_head(tmp_path, mode):
     assert box_kernel.std() == pytest.approx(np.sqrt(2 / (7 * 7 * 32 + 7 * 7 * 64)), rel=0.05)
 
 
-@pytest.mark.parametrize("norm", ["none", "group"])
-def test_heads_without_batch_norm_load_matterport_files_train_and_detect(tmp_path, shapes, norm):
-    """HEAD_NORM "none" or "group": a file of the full model (Matterport's layout) loads by name with
-    its six head batch norm layers reported unused (and, for "group", the six group norm layers
-    missing), the rest set; the model trains and detects."""
-    from mrcnn import weights
+def test_scratch_recipe_reaches_the_layers_and_trains(tmp_path, shapes):
+    """ScratchConfig's ROI_ALIGN "pixel_centres" reaches both ROIAlign layers of both models and its
+    MASK_TARGET_SAMPLING the target layer; the training model trains on them."""
+    from mrcnn.recipes import ScratchConfig
 
-    full = MaskRCNN("inference", TinyConfig(), tmp_path / "full")
-    path = weights.save_weights(full.keras_model, tmp_path / "full.h5")
-    model = MaskRCNN("training", TinyConfig(HEAD_NORM=norm, LEARNING_RATE=0.001), tmp_path / "bare")
-    report = model.load_weights(str(path), by_name=True)
-    bn_names = ["mrcnn_class_bn1", "mrcnn_class_bn2"] + [f"mrcnn_mask_bn{i}" for i in range(1, 5)]
-    assert sorted(report.unused) == sorted(bn_names) and report.skipped == []
-    assert sorted(report.missing) == ([] if norm == "none" else sorted(n.replace("_bn", "_gn") for n in bn_names))
-    for name in ("mrcnn_class_conv2", "mrcnn_mask_conv4", "res2a_branch2a"):
-        for loaded, saved in zip(model.keras_model.get_layer(name).get_weights(),
-                                 full.keras_model.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(loaded, saved)
-    assert not any("_bn" in layer.name for layer in model.keras_model.layers if layer.name.startswith("mrcnn"))
-    model.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads")
-    with open(Path(model.log_dir) / "training_log.csv") as log:
-        assert np.isfinite(float(next(csv.DictReader(log))["mrcnn_mask_loss"]))
-    detector = MaskRCNN("inference", TinyConfig(HEAD_NORM=norm), tmp_path / "bare")
-    detector.load_weights(model.find_last(), by_name=True)
-    result = detector.detect([shapes.load_image(0)])[0]
-    assert result["masks"].shape[:2] == (64, 64)
-
-
-def test_roi_align_and_mask_targets_settings_reach_the_layers_and_train(tmp_path, shapes):
-    """ROI_ALIGN "aligned" reaches all three ROIAlign layers of both models, MASK_TARGETS "soft" the
-    target layer; the training model trains on them."""
-    config = TinyConfig(ROI_ALIGN="aligned", MASK_TARGETS="soft")
+    config = type("TinyScratch", (ScratchConfig,), {name: getattr(TinyConfig, name) for name in
+                                                    set(TinyConfig.setting_names()) - set(vars(ScratchConfig))
+                                                    if name in vars(TinyConfig)})()
     trainer = MaskRCNN("training", config, tmp_path)
     detector = MaskRCNN("inference", config, tmp_path)
     for model in (trainer, detector):
         for name in ("roi_align_classifier", "roi_align_mask"):
-            assert model.keras_model.get_layer(name).alignment == "aligned"
-    assert trainer.keras_model.get_layer("proposal_targets").mask_targets == "soft"
+            assert model.keras_model.get_layer(name).alignment == "pixel_centres"
+    assert trainer.keras_model.get_layer("proposal_targets").mask_target_sampling == "pixel_centres"
     default = MaskRCNN("training", TinyConfig(), tmp_path).keras_model
-    assert default.get_layer("roi_align_mask").alignment == "matterport"
-    assert default.get_layer("proposal_targets").mask_targets == "binary"
+    assert default.get_layer("roi_align_mask").alignment == "normalised_box"
+    assert default.get_layer("proposal_targets").mask_target_sampling == "resized"
     trainer.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0)
     with open(Path(trainer.log_dir) / "training_log.csv") as log:
         assert np.isfinite(float(next(csv.DictReader(log))["mrcnn_mask_loss"]))
-
-
-def test_per_level_proposals_in_both_modes(tmp_path, shapes):
-    """PROPOSAL_SELECTION "torchvision": the inference model's proposals are the per-level recipe
-    applied to its own RPN outputs, with levels as generate_anchors lays them; training runs."""
-    # 5 anchors a level at most: which boxes are candidates depends on where each level starts
-    config = TinyConfig(PROPOSAL_SELECTION="torchvision", PRE_NMS_LIMIT=5)
-    keras.utils.set_random_seed(0)
-    model = MaskRCNN("inference", config, tmp_path)
-    assert model.keras_model.get_layer("ROI").per_level
-    molded, metas, _ = make_inference_inputs([shapes.load_image(0), shapes.load_image(1)], config)
-    anchors = np.broadcast_to(model.get_anchors(molded.shape[1:]), (2,) + model.get_anchors(molded.shape[1:]).shape)
-    outputs = model.keras_model.predict_on_batch([molded, metas, anchors])
-    rpn_rois, rpn_class, rpn_bbox = (np.asarray(a) for a in outputs[4:])
-    level_sizes = [len(utils.generate_anchors(scale, config.RPN_ANCHOR_RATIOS, shape, stride, config.RPN_ANCHOR_STRIDE))
-                   for scale, shape, stride in zip(config.RPN_ANCHOR_SCALES,
-                                                   compute_backbone_shapes(config, molded.shape[1:]),
-                                                   config.BACKBONE_STRIDES)]
-    assert level_sizes[0] > config.PRE_NMS_LIMIT
-    for image in range(2):
-        expected, kept = numpy_proposals_per_level(rpn_class[image], rpn_bbox[image], anchors[image], level_sizes,
-                                                   config, config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD)
-        assert 0 < kept <= 4 * 5 + 3 < config.POST_NMS_ROIS_INFERENCE      # P6 (1 x 1) has 3 anchors
-        assert np.allclose(rpn_rois[image], expected, atol=1e-5)
-    trainer = MaskRCNN("training", config, tmp_path)
-    assert trainer.keras_model.get_layer("ROI").per_level
-    trainer.train(shapes, shapes, learning_rate=0.001, epochs=1, layers="heads", verbose=0, seed=0)
-    with open(Path(trainer.log_dir) / "training_log.csv") as log:
-        assert np.isfinite(float(next(csv.DictReader(log))["loss"]))
 
 
 def test_detect_returns_pixels_of_each_image(tmp_path):

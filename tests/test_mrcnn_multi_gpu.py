@@ -94,7 +94,7 @@ def _worker(out_dir):
     from mrcnn import weights
     from mrcnn.data import make_training_dataset
     from mrcnn.model import MaskRCNN, distribution_strategy
-    from tests.shapes import ShapesDataset
+    from mrcnn.samples.shapes import ShapesDataset
 
     def take(pipeline, count):
         iterator = iter(pipeline)
@@ -266,7 +266,7 @@ def _multi_worker(out_dir):
     tf.random.set_seed(0)                   # op determinism wants one for the ROI sampling's shuffles
 
     from mrcnn.model import MaskRCNN
-    from tests.shapes import ShapesDataset
+    from mrcnn.samples.shapes import ShapesDataset
 
     out_dir = Path(out_dir)
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]

@@ -158,7 +158,7 @@ def test_labels_stay_inside_the_image_and_never_cover_each_other():
 
 
 def test_dataset_truths_gives_each_images_masks_classes_and_file_name():
-    from tests.shapes import ShapesDataset
+    from mrcnn.samples.shapes import ShapesDataset
 
     dataset = ShapesDataset()
     dataset.load_shapes(3, size=64, seed=2)

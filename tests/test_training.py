@@ -311,7 +311,7 @@ class Tick:
 def test_a_real_smoke_training_stops_by_budget_saves_and_resumes_with_a_larger_one(tmp_path, capsys):
     """The smoke network (made smaller) trained for real; only the clock is fake (10 s a step)."""
     from mrcnn.model import MaskRCNN
-    from tests.shapes import CLASS_NAMES, ShapesDataset
+    from mrcnn.samples.shapes import CLASS_NAMES, ShapesDataset
 
     shapes = ShapesDataset()
     shapes.load_shapes(4, size=64, seed=1)

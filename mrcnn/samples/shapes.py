@@ -1,8 +1,13 @@
-"""A toy data set for the engine's tests and benches: filled squares, circles and triangles.
+"""A toy data set: filled squares, circles and triangles, for the engine's tests, benches and your own tries.
 
 Each image draws 1-3 shapes of three classes on a plain background, each in its class colour,
 later shapes covering earlier ones (masks are what is visible). Deterministic per seed.
 `coco_mask_ap` scores detections with pycocotools (COCO mask AP and AP50).
+
+    from mrcnn.samples.shapes import ShapesDataset
+    shapes = ShapesDataset()
+    shapes.load_shapes(8, size=128, seed=0)
+    shapes.prepare()
 """
 import contextlib
 import io
