@@ -36,7 +36,7 @@ checkpoint with "complete": false until the last, so a run stopped early keeps w
     .venv/bin/python bench/bench_learning.py --iterations 20 --eval-every 10 --threads 2
     python bench/bench_learning.py --only theirs --device cuda --iterations 368 --eval-every 92 --out theirs.json
     .venv/bin/python bench/bench_learning.py --only ours --iterations 368 --eval-every 92 --compare-with theirs.json
-    .venv/bin/python bench/bench_learning.py --only ours ... --engine RPN_BBOX_LOSS=torchvision --engine CONV_INIT=he
+    .venv/bin/python bench/bench_learning.py --only ours ... --engine RPN_BBOX_LOSS=per_sampled --engine CONV_INIT=he
 
 --only theirs needs no TensorFlow (a GPU machine with torch alone); --only ours no torch. --compare-with puts
 the other side's checkpoints from an earlier --only run beside this run's (by iterations only: minutes on two

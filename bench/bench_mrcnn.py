@@ -26,7 +26,7 @@ square images of that side), the SAME weights (Matterport's process saves its ra
 loads that file by name) and the same toy shapes image. Each side: one detect() whose detections
 are kept, one more untimed, then --repeat timed; the median s/image of each and the ratio
 Matterport / ours (above 1: ours is faster). The two run one after the other, not interleaved;
-written to --out as JSON (default bench/results/matterport_<backbone>_<sizes>px.json). Exit 2,
+written to --out as JSON (default bench/results/matterport_speed/matterport_<backbone>_<sizes>px.json). Exit 2,
 with pip's reason, when the reference cannot be installed.
 
 Speed measurements run on the CPU (CUDA_VISIBLE_DEVICES=-1 in their subprocesses), with
@@ -485,7 +485,7 @@ def against_matterport(args):
         return 2
     backbone = args.backbone or MATTERPORT_BACKBONE
     out = Path(args.out) if args.out else (
-        REPO / "bench" / "results" / f"matterport_{backbone}_{'_'.join(map(str, args.sizes))}px.json")
+        REPO / "bench" / "results" / "matterport_speed" / f"matterport_{backbone}_{'_'.join(map(str, args.sizes))}px.json")
     print(f"Mask R-CNN against Matterport's original ({matterport_reference.MATTERPORT} on "
           f"{matterport_reference.tf_keras_requirement()}): {backbone}, random weights (the same file for both), "
           f"{MATTERPORT_CLASSES} classes, batch 1, threads={args.threads}; each side one detect() for the "
@@ -555,7 +555,7 @@ def main(argv=None):
                         help="the reference: torchvision (default), or Matterport's original (inference only)")
     parser.add_argument("--backbone", choices=("resnet50", "resnet101"),
                         help=f"against matterport only (default {MATTERPORT_BACKBONE}); torchvision's is ResNet-50")
-    parser.add_argument("--out", help="against matterport: the JSON result (default bench/results/matterport_...json)")
+    parser.add_argument("--out", help="against matterport: the JSON result (default bench/results/matterport_speed/matterport_...json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)

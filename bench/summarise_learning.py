@@ -10,21 +10,21 @@ runs ours was >= theirs and the paired difference ours - theirs: its mean and 95
 (Student's t with n - 1 degrees of freedom). An interval that holds 0 means these runs cannot tell the two
 sides apart at that checkpoint; one wholly below 0 means ours is behind by more than the seeds' spread.
 
-    python bench/summarise_learning.py bench/results/ours_cpu_one_mask_grid_vs_theirs_h200_it368_seed*.json \
-        bench/results/theirs_h200_it368_seed[0-5].json
+    python bench/summarise_learning.py bench/results/ours_one_mask_grid_it368/*.json \
+        bench/results/torchvision_h200_it368/theirs_h200_it368_seed[0-5].json
 
 With --baseline FILES (ours' runs of another --engine setting, e.g. the default), it also prints, at every
 checkpoint, ours - baseline paired by seed (the same training images, order and held-out set): whether a
 variant of the engine beats another by more than the seeds' spread, not only each against torchvision.
 
-    python bench/summarise_learning.py bench/results/ours_cpu_aligned_rpn_tv_he_vs_theirs_h200_it368_seed*.json \
-        --baseline bench/results/ours_cpu_aligned_vs_theirs_h200_it368_seed*.json
+    python bench/summarise_learning.py bench/results/ours_aligned_rpn_tv_he_it368/*.json \
+        --baseline bench/results/ours_aligned_it368/*.json
 
 Runs by minutes (`--minutes`) summarise the same way, checkpoint by checkpoint in minutes, with each side's
 mean number of iterations reached; each file of such a run holds both sides, timed on one machine, so they
 pair within the file. They must all have the same `--threads` too, and never mix with runs by iterations.
 
-    python bench/summarise_learning.py bench/results/ours_aligned_rpn_tv_he_vs_theirs_cpu_min25_seed*.json
+    python bench/summarise_learning.py bench/results/ours_aligned_rpn_tv_he_min25/*.json
 
 A side's run that appears in two files (a `--compare-with` file repeats the other side's file) counts once.
 All files must be the same bench (the settings bench_learning.py compares, the checkpoints) and ours' runs
