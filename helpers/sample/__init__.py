@@ -25,7 +25,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from helpers.io import DataError, atomic_write, read_json, remove_temp_files_on_signals, write_json_atomic
+from helpers.io import DataError, atomic_write, read_json, write_json_atomic
 from helpers.modanet import CATEGORY_ID_BY_NAME, CLASS_NAMES, INFO, categories, class_slug
 from helpers.seasons import SEASON_CODES, canonical_class, custom_file_name
 from helpers.seasons import parse_custom_name as parse_any_custom_name
@@ -892,8 +892,3 @@ def main(argv=None):
         return 2
     print(format_summary(manifest))
     return 0
-
-
-if __name__ == "__main__":
-    remove_temp_files_on_signals()     # SIGTERM / Ctrl-C leave no hidden temp file behind
-    sys.exit(main())
