@@ -184,14 +184,11 @@ class ProposalSteps:
 
 
 def proposal_steps(rpn_probs, rpn_bbox, anchors, config, proposal_count=None):
-    """ProposalLayer's steps (PROPOSAL_SELECTION "matterport") in numpy, for one image.
+    """ProposalLayer's steps in numpy, for one image.
 
     rpn_probs (A, 2), rpn_bbox (A, 4) as the RPN gives them; anchors (A, 4) normalised
     (model.get_anchors). proposal_count: POST_NMS_ROIS_INFERENCE when None.
     """
-    if getattr(config, "PROPOSAL_SELECTION", "matterport") != "matterport":
-        raise ValueError(f"proposal_steps replays PROPOSAL_SELECTION='matterport' only, not "
-                         f"{config.PROPOSAL_SELECTION!r}")
     count = int(config.POST_NMS_ROIS_INFERENCE if proposal_count is None else proposal_count)
     scores = np.asarray(rpn_probs, dtype=np.float32)[:, 1]
     order = np.argsort(-scores, kind="stable")[:min(int(config.PRE_NMS_LIMIT), len(scores))]

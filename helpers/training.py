@@ -21,7 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
-from mrcnn.config import Config
+from mrcnn.config import Config, upgrade_settings
 
 from helpers.io import DataError, atomic_write, read_json, write_json_atomic
 from helpers.profiles import KnobError
@@ -45,7 +45,7 @@ MIN_STAGE_SECONDS = 1.0         # with less budget left than this a stage is ski
 # Where the course departs from Matterport's defaults (mrcnn.Config keeps Matterport's, for its
 # weight files and tutorials): the box head's torchvision loss learnt faster on the learning bench
 # (docs/benchmarks.md), and mask targets and detect()'s masks on the boxes' pixel-centre grid.
-COURSE_ENGINE = {"MRCNN_BBOX_LOSS": "torchvision", "MASK_TARGET_SAMPLING": "corners"}
+COURSE_ENGINE = {"MRCNN_BBOX_LOSS": "per_sampled", "MASK_TARGET_SAMPLING": "pixel_centres"}
 
 
 def make_config(profile, name, class_names, inference=False, **overrides):
@@ -540,7 +540,11 @@ def load_trained(weights_file, model_dir=None, min_confidence=None, **overrides)
                                 "that trains this model first (same profile).")
     info = read_json(sidecar, "model sidecar")
     settable = set(Config.setting_names())
-    values = {k: _from_json(v) for k, v in info["config"].items() if k in settable}
+    try:
+        saved = upgrade_settings(info["config"], str(sidecar))
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    values = {k: _from_json(v) for k, v in saved.items() if k in settable}
     values.update(GPU_COUNT=1, IMAGES_PER_GPU=1, **overrides)
     if min_confidence is not None:
         values["DETECTION_MIN_CONFIDENCE"] = min(float(min_confidence),

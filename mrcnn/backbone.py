@@ -9,6 +9,8 @@ by layer name: ImageNet and COCO weights saved for those models load into these 
 import keras
 from keras import layers
 
+from mrcnn.config import CONV_INITS
+
 
 RESNET50_IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
                          "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -53,15 +55,6 @@ class BatchNorm(keras.layers.BatchNormalization):
         return config
 
 
-CONV_INITS = ("glorot", "he")
-# Which conv of a bottleneck block carries its stride: "1x1" (the block's first 1x1 conv, as MSRA's
-# original models, Keras' ResNet50 and Matterport) or "3x3" (the 3x3 conv, as
-# torchvision's ResNet, sometimes called v1.5). A strided 1x1 conv reads one pixel in four and
-# drops the rest; a strided 3x3 conv reads them all. Weight shapes are the same either way, but
-# weights trained one way are wrong the other way.
-STRIDE_IN = ("1x1", "3x3")
-
-
 def conv_initializer(conv_init):
     """Kernel initializer of the ResNet's and the mask head's convolutions, by name.
 
@@ -83,10 +76,12 @@ def block_letter(index):
     return chr(ord("a") + index)
 
 
-def _bottleneck(x, filters, stage, block, stride, projection, train_bn, conv_init="glorot", stride_in="1x1"):
+def _bottleneck(x, filters, stage, block, stride, projection, train_bn, conv_init="glorot"):
     """One bottleneck block: 1x1, 3x3, 1x1, plus the shortcut, then ReLU.
 
-    The stride is on the first 1x1 conv or on the 3x3 conv, as stride_in says (STRIDE_IN).
+    The stride is on the first 1x1 conv, as in MSRA's original models, Keras' ResNet50 and
+    Matterport's (torchvision puts it on the 3x3 conv: the same weight shapes, but weights
+    trained one way are wrong the other way, so the ImageNet and COCO files need this one).
     projection=True gives the shortcut its own strided 1x1 conv and batch norm (the "conv
     block" starting each stage); otherwise the input is added unchanged ("identity block").
     """
@@ -94,11 +89,11 @@ def _bottleneck(x, filters, stage, block, stride, projection, train_bn, conv_ini
     conv_name = f"res{stage}{block}_branch"
     bn_name = f"bn{stage}{block}_branch"
 
-    y = layers.Conv2D(reduce_filters, (1, 1), strides=stride if stride_in == "1x1" else (1, 1), use_bias=True,
+    y = layers.Conv2D(reduce_filters, (1, 1), strides=stride, use_bias=True,
                       kernel_initializer=conv_initializer(conv_init), name=conv_name + "2a")(x)
     y = BatchNorm(train_bn, name=bn_name + "2a")(y)
     y = layers.Activation("relu")(y)
-    y = layers.Conv2D(middle_filters, (3, 3), strides=stride if stride_in == "3x3" else (1, 1), padding="same",
+    y = layers.Conv2D(middle_filters, (3, 3), padding="same",
                       use_bias=True, kernel_initializer=conv_initializer(conv_init), name=conv_name + "2b")(y)
     y = BatchNorm(train_bn, name=bn_name + "2b")(y)
     y = layers.Activation("relu")(y)
@@ -135,7 +130,7 @@ def _basic_block(x, filters, stage, block, stride, projection, train_bn, conv_in
     return layers.Activation("relu", name=f"res{stage}{block}_out")(y)
 
 
-def resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot", stride_in="1x1"):
+def resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot"):
     """ResNet body on a symbolic image tensor; returns [C1, C2, C3, C4, C5].
 
     architecture: "resnet50" or "resnet101" (bottleneck blocks, Matterport's), or "resnet18" or
@@ -143,13 +138,9 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_in
     train_bn: False freezes every BatchNorm (inference statistics even while training);
     True or None lets them follow the model's training flag (see BatchNorm above).
     conv_init: "glorot" or "he", how the convolutions' kernels start (see conv_initializer).
-    stride_in: "1x1" or "3x3", which conv of a bottleneck block halves the resolution (see STRIDE_IN;
-    the basic blocks of resnet18/34 have only 3x3 convs and ignore it).
     """
     if architecture not in STAGE_BLOCKS:
         raise ValueError(f"resnet_graph: architecture must be one of {sorted(STAGE_BLOCKS)}, got {architecture!r}")
-    if stride_in not in STRIDE_IN:
-        raise ValueError(f"resnet_graph: stride_in must be one of {STRIDE_IN}, got {stride_in!r}")
     x = layers.ZeroPadding2D((3, 3))(input_image)
     x = layers.Conv2D(64, (7, 7), strides=(2, 2), use_bias=True, kernel_initializer=conv_initializer(conv_init),
                       name="conv1")(x)
@@ -170,7 +161,7 @@ def resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_in
                                  projection=first and stage > 2, train_bn=train_bn, conv_init=conv_init)
             else:
                 x = _bottleneck(x, STAGE_FILTERS[stage - 2], stage, block_letter(index), stride,
-                                projection=first, train_bn=train_bn, conv_init=conv_init, stride_in=stride_in)
+                                projection=first, train_bn=train_bn, conv_init=conv_init)
         outputs.append(x)
     if not stage5:
         outputs.append(None)
@@ -207,7 +198,7 @@ def build_backbone(input_image, config):
     config.BACKBONE is "resnet50", "resnet101", "resnet18", "resnet34", or a callable with resnet_graph's signature
     `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
     The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN;
-    the ResNet's kernels start as config.CONV_INIT says and its blocks stride as config.RESNET_STRIDE_IN says.
+    the ResNet's kernels start as config.CONV_INIT says.
     """
     if callable(config.BACKBONE):
         stages = config.BACKBONE(input_image, stage5=True, train_bn=config.TRAIN_BN)
@@ -217,7 +208,7 @@ def build_backbone(input_image, config):
                              "(five feature maps, C1 may be None)")
     else:
         stages = resnet_graph(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN,
-                              conv_init=config.CONV_INIT, stride_in=config.RESNET_STRIDE_IN)
+                              conv_init=config.CONV_INIT)
     _, c2, c3, c4, c5 = stages
     return fpn_graph(c2, c3, c4, c5, pyramid_size=config.TOP_DOWN_PYRAMID_SIZE)
 

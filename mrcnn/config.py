@@ -28,6 +28,25 @@ DERIVED_NAMES = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 # The backbone halves the image 6 times (C1..P6), so fixed image sides must divide by 2**6.
 BACKBONE_DOWNSCALE = 2 ** 6
 
+# The allowed values of the settings where this engine may depart from Matterport, each the
+# default (Matterport's behaviour) first. The layers import these; Config.validate checks them.
+BOX_LOSS_FORMS = ("per_positive", "per_sampled")
+MASK_GRIDS = ("resized", "pixel_centres")
+ROI_ALIGN_READS = ("normalised_box", "pixel_centres")
+CONV_INITS = ("glorot", "he")
+CHOICES = {"RPN_BBOX_LOSS": BOX_LOSS_FORMS, "MRCNN_BBOX_LOSS": BOX_LOSS_FORMS,
+           "MASK_TARGET_SAMPLING": MASK_GRIDS, "ROI_ALIGN": ROI_ALIGN_READS, "CONV_INIT": CONV_INITS}
+# Earlier versions named these values after the projects that behave so; saved configs may carry them.
+FORMER_VALUES = {
+    "RPN_BBOX_LOSS": {"matterport": "per_positive", "torchvision": "per_sampled"},
+    "MRCNN_BBOX_LOSS": {"matterport": "per_positive", "torchvision": "per_sampled"},
+    "MASK_TARGET_SAMPLING": {"matterport": "resized", "corners": "pixel_centres"},
+    "ROI_ALIGN": {"matterport": "normalised_box", "aligned": "pixel_centres"},
+}
+# Settings earlier versions had, with the value that behaved as this version does.
+REMOVED_SETTINGS = {"ROI_SAMPLING": "matterport", "MASK_TARGETS": "binary", "PROPOSAL_SELECTION": "matterport",
+                    "RESNET_STRIDE_IN": "1x1", "HEAD_NORM": "batch"}
+
 
 class Config:
     """Base settings; subclass and override (at least NAME and NUM_CLASSES)."""
@@ -68,8 +87,6 @@ class Config:
 
     TRAIN_ROIS_PER_IMAGE = 200
     ROI_POSITIVE_RATIO = 0.33
-    ROI_SAMPLING = "matterport"      # "matterport": negatives keep positives at ROI_POSITIVE_RATIO of the
-                                     # sampled ROIs; "torchvision": negatives fill TRAIN_ROIS_PER_IMAGE
     POOL_SIZE = 7
     MASK_POOL_SIZE = 14
     MASK_SHAPE = [28, 28]
@@ -92,46 +109,38 @@ class Config:
         "mrcnn_bbox_loss": 1.0,
         "mrcnn_mask_loss": 1.0,
     }
-    USE_RPN_ROIS = True
-    RPN_BBOX_LOSS = "matterport"     # RPN box loss: "torchvision" (deltas in box units, smooth-L1 with beta
-                                     # 1/9, summed over the positives, divided by the sampled anchors) or
-                                     # "matterport" (deltas over RPN_BBOX_STD_DEV, beta 1, mean over positives)
-    MRCNN_BBOX_LOSS = "matterport"   # box head loss: "matterport" (beta 1, mean over the positives) or
-                                     # "torchvision" (smooth-L1 with beta 1/9, summed over the positives,
-                                     # divided by the sampled ROIs), which learnt faster on the learning bench
-    MASK_TARGET_SAMPLING = "matterport"  # the grid between a box and its 28x28 mask, both ways: "matterport"
-                                      # (mini masks sampled on their own grid, a little off; detect() resizes
-                                      # each mask to its rounded box, as Matterport) or "corners" (from the
-                                      # box's first to last pixel centre, as ROIAlign "aligned" and
-                                      # utils.unmold_mask; detect() pastes masks at the unrounded box)
-    ROI_ALIGN = "matterport"         # where ROIAlign reads each level's features: "matterport" (the normalised
-                                     # box as it is: off by up to half a cell, more towards the image's
-                                     # edges) or "aligned" (at the box's own pixel centres, the grid the mask
-                                     # targets and unmold_mask use; mrcnn/roi_align.py)
-    MASK_TARGETS = "binary"          # mask head targets: "binary" (the sampled gt mask rounded to 0/1,
-                                     # Matterport's) or "soft" (the bilinear values themselves, fractions
-                                     # along the edges, as torchvision trains)
-    PROPOSAL_SELECTION = "matterport"  # "matterport": the best PRE_NMS_LIMIT anchors of all levels, one NMS;
-                                       # "torchvision": the best PRE_NMS_LIMIT of each level, NMS within
-                                       # each level, then the best POST_NMS_ROIS_* of all levels
-    RESNET_STRIDE_IN = "1x1"         # which conv of a ResNet bottleneck block halves the resolution: "1x1"
-                                     # (the first 1x1, as Matterport, Keras' ResNet50 and MSRA's original
-                                     # models; their files need it) or "3x3" (torchvision's ResNet: every
-                                     # input pixel reaches the strided conv); same layers and weight shapes
+    USE_RPN_ROIS = True              # Matterport's; only True (the RPN's proposals feed the heads) is built
+    # How this engine may differ from Matterport where a paper or torchvision does it otherwise.
+    # Every default is Matterport's behaviour (its weight files and tutorials rely on it); the
+    # allowed values are the tuples at the top of this file (CHOICES). mrcnn.recipes.ScratchConfig sets the
+    # other value of each, the combination that learnt fastest from random weights
+    # (docs/benchmarks.md, "Which engine settings help from random weights?").
+    RPN_BBOX_LOSS = "per_positive"   # the RPN's box loss: "per_positive" (deltas over RPN_BBOX_STD_DEV,
+                                     # smooth-L1 with beta 1, averaged over the positive anchors) or
+                                     # "per_sampled" (deltas in box units, beta 1/9, summed over the
+                                     # positives and divided by the number of sampled anchors)
+    MRCNN_BBOX_LOSS = "per_positive"  # the box head's loss, the same two forms over the sampled ROIs
+    MASK_TARGET_SAMPLING = "resized"  # the grid between a box and its 28x28 mask, both ways: "resized"
+                                      # (mini masks sampled corner cell to corner cell; detect() resizes
+                                      # each mask to its rounded box) or "pixel_centres" (from the box's
+                                      # first to last pixel centre, the grid of ROIAlign's "pixel_centres"
+                                      # and utils.unmold_mask; detect() pastes at the unrounded box)
+    ROI_ALIGN = "normalised_box"     # where ROIAlign reads each level's features: "normalised_box" (the
+                                     # normalised box handed to crop_and_resize as it is: off by up to half a
+                                     # cell, more towards the image's edges) or "pixel_centres" (at the box's
+                                     # own pixel centres on each level; mrcnn/roi_align.py)
     CONV_INIT = "glorot"             # how the ResNet's and the mask head's kernels start: "glorot" (Keras'
-                                     # default, Matterport's) or "he" (N(0, 2 / fan_out), as torchvision);
+                                     # default, Matterport's) or "he" (N(0, 2 / fan_out), as the ResNet
+                                     # paper and torchvision);
                                      # only matters when training from scratch
     TRAIN_BN = False                 # batch norm frozen: batches are too small to train it
     BATCH_NORM_MOMENTUM = 0.99       # with TRAIN_BN, how slowly the inference statistics follow the
-                                     # batches (Keras' default); from scratch, 0.9 catches up in ~50 steps
+                                     # batches (Keras' default); from scratch a faster 0.9 keeps up with young
+                                     # weights
     PRECISE_BN_BATCHES = 0           # with TRAIN_BN: at the end of every epoch (before validation and the
                                      # checkpoint) the trained BatchNorm layers' statistics are measured on
                                      # this many training batches ("precise BN"), so every checkpoint infers
                                      # with its own weights' statistics; 0 keeps the moving averages
-    HEAD_NORM = "batch"              # after each conv of the box and mask heads: "batch" (Matterport's
-                                     # mrcnn_*_bn*), "group" (group norm, mrcnn_*_gn*: the same in training
-                                     # and inference) or "none" (torchvision); from scratch, batch norm's
-                                     # moving averages lag behind the heads' fast-changing inputs
     GRADIENT_CLIP_NORM = 5.0         # each variable's gradient clipped to this norm on its own (Matterport's
                                      # Keras 2 clipnorm), so one steep layer does not shrink all the others
     KEEP_CHECKPOINTS = None          # None keeps every epoch's checkpoint (Matterport); N keeps the newest N
@@ -353,24 +362,15 @@ class Config:
         for loss, weight in weights.items():
             if not _is_number(weight) or weight < 0:
                 self._fail("LOSS_WEIGHTS", f"weight of {loss!r} must be a number >= 0")
-        for name in ("RPN_BBOX_LOSS", "MRCNN_BBOX_LOSS", "ROI_SAMPLING", "PROPOSAL_SELECTION"):
-            if getattr(self, name) not in ("torchvision", "matterport"):
-                self._fail(name, 'must be "torchvision" or "matterport"')
-        if self.MASK_TARGET_SAMPLING not in ("corners", "matterport"):
-            self._fail("MASK_TARGET_SAMPLING", 'must be "corners" or "matterport"')
-        if self.ROI_ALIGN not in ("matterport", "aligned"):
-            self._fail("ROI_ALIGN", 'must be "matterport" or "aligned"')
-        if self.MASK_TARGETS not in ("binary", "soft"):
-            self._fail("MASK_TARGETS", 'must be "binary" or "soft"')
-        if self.RESNET_STRIDE_IN not in ("1x1", "3x3"):
-            self._fail("RESNET_STRIDE_IN", 'must be "1x1" or "3x3"')
-        if self.CONV_INIT not in ("glorot", "he"):
-            self._fail("CONV_INIT", 'must be "glorot" or "he"')
-        if self.HEAD_NORM not in ("batch", "group", "none"):
-            self._fail("HEAD_NORM", 'must be "batch", "group" or "none"')
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                self._fail(name, "must be " + " or ".join(f'"{value}"' for value in allowed))
         for name in ("USE_RPN_ROIS", "TRAIN_BN", "MIXED_PRECISION"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 self._fail(name, "must be True or False")
+        if not self.USE_RPN_ROIS:
+            self._fail("USE_RPN_ROIS", "only True is supported: the heads train on the RPN's proposals "
+                                       "(Matterport's False, for training the heads on random ROIs, is not built)")
         if self.PRECISE_BN_BATCHES and not self.TRAIN_BN:
             self._fail("PRECISE_BN_BATCHES", "needs TRAIN_BN = True: with frozen BatchNorm the statistics are "
                                              "part of what training fits, and re-measuring them would change it")
@@ -423,6 +423,24 @@ def _short(value, limit=40):
     """A setting value as one short line for `display_changes` (long dicts and lists cut)."""
     text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def upgrade_settings(values, source="saved config"):
+    """A dict of settings saved by an earlier version, in this version's names and values.
+
+    Former value names are translated (FORMER_VALUES); a removed setting is dropped when it had
+    the value that behaves as this version does, and is a ValueError naming `source` otherwise
+    (a model built another way, which this version cannot rebuild).
+    """
+    upgraded = {}
+    for name, value in values.items():
+        if name in REMOVED_SETTINGS:
+            if value != REMOVED_SETTINGS[name]:
+                raise ValueError(f"{source}: {name} = {value!r} was removed from this engine (only "
+                                 f"{REMOVED_SETTINGS[name]!r} remains); this model cannot be rebuilt")
+            continue
+        upgraded[name] = FORMER_VALUES.get(name, {}).get(value, value) if isinstance(value, str) else value
+    return upgraded
 
 
 def setting_or_config(value, config, name, owner):

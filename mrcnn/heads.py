@@ -17,15 +17,7 @@ Mixed precision (Config.MIXED_PRECISION): the heads compute in the global dtype 
 the class softmax and the mask head's last convolution (its logits and sigmoid), which are float32
 as Keras' mixed-precision guide advises for a model's outputs: the scores rank detections and feed
 the losses. The ROI boxes are never rounded to float16 (PyramidROIAlign, RealROIs).
-`norm`: what follows each convolution of both heads before its ReLU. "batch" is Matterport's
-batch norm (`mrcnn_class_bn1`, ..., `mrcnn_mask_bn4`), "group" a group norm of 32 channel groups
-(`mrcnn_class_gn1`, ..., `mrcnn_mask_gn4`; Wu & He 2018, whose Mask R-CNN heads use it), "none"
-nothing, as torchvision's heads. Why the choice: trained from scratch (TRAIN_BN), batch norm's
-moving averages lag behind the heads' fast-changing inputs, so inference normalises with stale
-values; group norm computes the same thing in training and inference, from each ROI alone.
 """
-import math
-
 import keras
 import tensorflow as tf
 
@@ -101,26 +93,15 @@ def _per_roi(layer_class, name, *args, dtype=None, **kwargs):
     return ROITimeDistributed(layer_class(*args, name=name, dtype=dtype, **kwargs), name=name, dtype=dtype)
 
 
-HEAD_NORMS = ("batch", "group", "none")
-GROUP_NORM_GROUPS = 32                  # Wu & He 2018's default
-
-
-def _head_norm(x, norm, stem, index, train_bn, real_rois=None):
-    """x normalised as `norm` says (see the module docstring), by a layer named `<stem>_bn<index>`
-    or `<stem>_gn<index>`; real_rois, for batch norm, picks the rows its statistics come from."""
-    if norm == "batch":
-        extra = {} if real_rois is None else {"real_rois": real_rois}
-        return _per_roi(BatchNorm, f"{stem}_bn{index}", train_bn=train_bn)(x, **extra)
-    if norm == "group":
-        groups = math.gcd(GROUP_NORM_GROUPS, x.shape[-1])      # 32, or fewer for a thin test head
-        return _per_roi(keras.layers.GroupNormalization, f"{stem}_gn{index}", groups=groups)(x)
-    if norm == "none":
-        return x
-    raise ValueError(f"head norm must be one of {HEAD_NORMS}, not {norm!r}")
+def _head_norm(x, stem, index, train_bn, real_rois=None):
+    """Matterport's batch norm after a head's conv, named `<stem>_bn<index>`; real_rois picks the
+    rows its batch statistics come from (no zero-padding rows)."""
+    extra = {} if real_rois is None else {"real_rois": real_rois}
+    return _per_roi(BatchNorm, f"{stem}_bn{index}", train_bn=train_bn)(x, **extra)
 
 
 def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         fc_layers_size=1024, norm="batch", roi_align="matterport"):
+                         fc_layers_size=1024, roi_align="normalised_box"):
     """Classify each ROI and regress one box refinement per class.
 
     rois: (B, N, 4) normalised [y1, x1, y2, x2], zero rows are padding.
@@ -128,19 +109,19 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     image_meta: (B, IMAGE_META_SIZE).
     Returns mrcnn_class_logits (B, N, num_classes), mrcnn_probs (B, N, num_classes) softmax,
     mrcnn_bbox (B, N, num_classes, 4) deltas [dy, dx, log(dh), log(dw)] (still scaled by
-    BBOX_STD_DEV, as the targets are). roi_align: where ROIAlign reads, "matterport" or "aligned"
-    (mrcnn/roi_align.py).
+    BBOX_STD_DEV, as the targets are). roi_align: where ROIAlign reads, "normalised_box" or
+    "pixel_centres" (mrcnn/roi_align.py).
     """
     x = PyramidROIAlign([pool_size, pool_size], roi_align, name="roi_align_classifier")(
         [rois, image_meta] + list(feature_maps))
     # Two "fully connected" 1024 layers, written as a pool_size x pool_size valid conv and a 1x1 conv.
-    real_rois = RealROIs(name="real_rois")(rois) if norm == "batch" else None   # BN statistics: no padding
+    real_rois = RealROIs(name="real_rois")(rois)     # batch norm's statistics: no padding rows
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv1", fc_layers_size, (pool_size, pool_size),
                  padding="valid")(x)
-    x = _head_norm(x, norm, "mrcnn_class", 1, train_bn, real_rois)
+    x = _head_norm(x, "mrcnn_class", 1, train_bn, real_rois)
     x = keras.layers.Activation("relu")(x)
     x = _per_roi(FullImageConv2D, "mrcnn_class_conv2", fc_layers_size, (1, 1))(x)   # 1x1 on 1x1: a matmul
-    x = _head_norm(x, norm, "mrcnn_class", 2, train_bn, real_rois)
+    x = _head_norm(x, "mrcnn_class", 2, train_bn, real_rois)
     x = keras.layers.Activation("relu")(x)
     shared = keras.layers.Reshape((-1, fc_layers_size), name="pool_squeeze")(x)   # drop the 1x1 axes
 
@@ -157,8 +138,8 @@ def fpn_classifier_graph(rois, feature_maps, image_meta, pool_size, num_classes,
 
 
 def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes, train_bn=True,
-                         roi_image_ids=None, logits=False, conv_init="glorot", norm="batch",
-                         roi_align="matterport"):
+                         roi_image_ids=None, logits=False, conv_init="glorot",
+                         roi_align="normalised_box"):
     """Predict a (2*pool_size)^2 soft mask per ROI and class.
 
     Same inputs as fpn_classifier_graph. Returns (B, N, 2*pool_size, 2*pool_size, num_classes)
@@ -168,8 +149,8 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     uses it to run the head on the positive ROIs only. With `logits`, the last layer (same name and
     weights) gives the scores before the sigmoid: training computes its loss on those.
     conv_init: "glorot" or "he", how the four 3x3 convolutions and the deconvolution start
-    (see backbone.conv_initializer). norm: "batch", "group" or "none" (module docstring).
-    roi_align: "matterport" or "aligned" (mrcnn/roi_align.py).
+    (see backbone.conv_initializer). roi_align: "normalised_box" or "pixel_centres"
+    (mrcnn/roi_align.py).
     """
     if roi_image_ids is None:
         x = PyramidROIAlign([pool_size, pool_size], roi_align, name="roi_align_mask")(
@@ -180,7 +161,7 @@ def build_fpn_mask_graph(rois, feature_maps, image_meta, pool_size, num_classes,
     for index in range(1, 5):
         x = _per_roi(keras.layers.Conv2D, f"mrcnn_mask_conv{index}", 256, (3, 3), padding="same",
                      kernel_initializer=conv_initializer(conv_init))(x)
-        x = _head_norm(x, norm, "mrcnn_mask", index, train_bn)
+        x = _head_norm(x, "mrcnn_mask", index, train_bn)
         x = keras.layers.Activation("relu")(x)
     x = _per_roi(keras.layers.Conv2DTranspose, "mrcnn_mask_deconv", 256, (2, 2), strides=2,
                  activation="relu", kernel_initializer=conv_initializer(conv_init))(x)

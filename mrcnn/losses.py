@@ -7,12 +7,14 @@ replica of a distribution strategy the mean's divisor is counted over the global
 each replica returns its share of the global batch's loss (see _ratio).
 
 Box losses use smooth-L1 (Fast R-CNN): quadratic below a difference of beta, linear above.
-Matterport's form (beta 1, the mean over every coordinate of every contributing box) is the default
-of each function; both box losses can instead take torchvision's (beta 1/9, summed and divided by
-the sampled anchors or ROIs): `rpn_bbox_loss_graph(..., form="torchvision")`,
-`mrcnn_bbox_loss_graph` with `rois` and `beta=1/9`.
+Matterport's form, "per_positive" (beta 1, the mean over every coordinate of every positive box),
+is the default of each function; both box losses can instead take "per_sampled" (torchvision's:
+beta 1/9, summed and divided by the number of sampled anchors or ROIs):
+`rpn_bbox_loss_graph(..., form="per_sampled")`, `mrcnn_bbox_loss_graph` with `rois` and `beta=1/9`.
 """
 import tensorflow as tf
+
+from mrcnn.config import BOX_LOSS_FORMS
 
 # Probabilities are kept this far from 0 and 1 before taking logs (Keras' default epsilon).
 PROBABILITY_EPSILON = 1e-7
@@ -77,7 +79,7 @@ def rpn_class_loss_graph(rpn_match, rpn_class_logits):
     return _mean_or_zero(losses)
 
 
-def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="matterport"):
+def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="per_positive"):
     """RPN box loss: smooth-L1 between positive anchors' predicted deltas and their targets.
 
     target_bbox (B, R, 4): per image, the targets of its positive anchors in anchor order,
@@ -85,8 +87,8 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="matterpo
     the R target rows of an image are ignored. Both deltas are in units of
     config.RPN_BBOX_STD_DEV (Matterport's scaling).
 
-    form "matterport": beta 1 on the scaled deltas, the mean over every coordinate of the
-    positives (`config` is then unused). form "torchvision": the deltas back in box units
+    form "per_positive": beta 1 on the scaled deltas, the mean over every coordinate of the
+    positives (`config` is then unused). form "per_sampled": the deltas back in box units
     (times RPN_BBOX_STD_DEV), beta 1/9, summed over the positives and divided by the number of
     sampled anchors (positive and negative), as torchvision's RPN does.
     """
@@ -100,10 +102,10 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="matterpo
     predicted = tf.boolean_mask(tf.cast(rpn_bbox, tf.float32), positive)
     used_rows = tf.range(target_rows)[None, :] < counts[:, None]
     targets = tf.boolean_mask(target_bbox, used_rows)
-    if form == "matterport":
+    if form == "per_positive":
         return _mean_or_zero(smooth_l1(targets, predicted))
-    if form != "torchvision":
-        raise ValueError(f'rpn_bbox_loss_graph: form must be "matterport" or "torchvision", not {form!r}')
+    if form != "per_sampled":
+        raise ValueError(f"rpn_bbox_loss_graph: form must be one of {BOX_LOSS_FORMS}, not {form!r}")
     std_dev = tf.constant(config.RPN_BBOX_STD_DEV, tf.float32)
     sampled = tf.reduce_sum(tf.cast(tf.not_equal(match, 0), tf.float32))
     return _ratio(tf.reduce_sum(smooth_l1(targets * std_dev, predicted * std_dev, 1.0 / 9.0)), sampled)
@@ -151,7 +153,7 @@ def mrcnn_bbox_loss_graph(target_bbox, target_class_ids, pred_bbox, rois=None, b
 def mrcnn_mask_loss_graph(target_masks, target_class_ids, pred_masks, from_logits=False):
     """Mask head loss: per-pixel binary cross-entropy on positive ROIs, target class's channel only.
 
-    target_masks (B, T, h, w) in [0, 1] (0/1, or fractions with MASK_TARGETS "soft"); target_class_ids (B, T); pred_masks (B, T, h, w, C)
+    target_masks (B, T, h, w) in [0, 1]; target_class_ids (B, T); pred_masks (B, T, h, w, C)
     sigmoid probabilities (Matterport's signature), or with `from_logits` the scores before the
     sigmoid. Training passes logits: on probabilities the loss must clip them away from 0 and 1,
     and a pixel whose sigmoid has saturated on the wrong side then gets no gradient at all

@@ -33,7 +33,7 @@ from mrcnn.data import get_anchors, make_inference_inputs, make_training_dataset
 from mrcnn.detection import DetectionLayer
 from mrcnn.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.meta import norm_boxes_graph, parse_image_meta_graph
-from mrcnn.proposals import AnchorLevelSizes, ProposalLayer
+from mrcnn.proposals import ProposalLayer
 from mrcnn.rpn import apply_rpn, build_rpn_model
 from mrcnn.targets import DetectionTargetLayer
 
@@ -211,11 +211,6 @@ def _build_network(mode, config):
     rpn = build_rpn_model(config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS),
                           config.TOP_DOWN_PYRAMID_SIZE)
     rpn_class_logits, rpn_class, rpn_bbox = apply_rpn(rpn, rpn_feature_maps)
-    # Per-level proposal selection needs to know where each level's anchors start.
-    level_sizes = []
-    if config.PROPOSAL_SELECTION == "torchvision":
-        level_sizes = [AnchorLevelSizes(len(config.RPN_ANCHOR_RATIOS), config.RPN_ANCHOR_STRIDE,
-                                        name="anchor_level_sizes")(rpn_feature_maps)]
 
     # Layers that carry boxes or targets from one float32 layer to the next are float32 too:
     # under mixed precision Keras would otherwise round their inputs to float16.
@@ -229,14 +224,14 @@ def _build_network(mode, config):
         gt_boxes = NormaliseBoxes(name="gt_boxes_normalised", dtype="float32")([input_gt_boxes, input_image])
 
         rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config,
-                                 name="ROI")([rpn_class, rpn_bbox, anchors] + level_sizes)
+                                 name="ROI")([rpn_class, rpn_bbox, anchors])
         candidate_rois = AppendBoxes(name="proposals_and_gt", dtype="float32")([rpn_rois, gt_boxes])
         rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(
             config, name="proposal_targets")([candidate_rois, input_gt_class_ids, gt_boxes, input_gt_masks])
         mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
             rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
-            norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
+            roi_align=config.ROI_ALIGN)
         # Only positive ROIs have mask targets: the (costly) mask head runs on those rows alone,
         # packed over the batch, which gives the same loss as running it on every row.
         mask_rois = PositiveRows(name="positive_rois", dtype="float32")([target_class_ids, rois])
@@ -244,7 +239,7 @@ def _build_network(mode, config):
         mrcnn_mask_logits = build_fpn_mask_graph(
             mask_rois, mrcnn_feature_maps, input_image_meta, config.MASK_POOL_SIZE, config.NUM_CLASSES,
             train_bn=config.TRAIN_BN, roi_image_ids=mask_image_ids, logits=True,
-            conv_init=config.CONV_INIT, norm=config.HEAD_NORM, roi_align=config.ROI_ALIGN)
+            conv_init=config.CONV_INIT, roi_align=config.ROI_ALIGN)
         mask_class_ids = PositiveRows(name="positive_class_ids")([target_class_ids, target_class_ids])
         target_mask = PositiveRows(name="positive_target_mask", dtype="float32")([target_class_ids, target_mask])
         # The RPN's targets (input_rpn_match, input_rpn_bbox) feed only the losses, which the
@@ -268,18 +263,17 @@ def _build_network(mode, config):
 
     input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
     rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config,
-                             name="ROI")([rpn_class, rpn_bbox, input_anchors] + level_sizes)
+                             name="ROI")([rpn_class, rpn_bbox, input_anchors])
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
         rpn_rois, mrcnn_feature_maps, input_image_meta, config.POOL_SIZE, config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE, norm=config.HEAD_NORM,
+        train_bn=config.TRAIN_BN, fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
         roi_align=config.ROI_ALIGN)
     detections = DetectionLayer(config, name="mrcnn_detection")([rpn_rois, mrcnn_class, mrcnn_bbox,
                                                                  input_image_meta])
     detection_boxes = DetectionBoxes(name="detection_boxes", dtype="float32")(detections)
     mrcnn_mask = build_fpn_mask_graph(detection_boxes, mrcnn_feature_maps, input_image_meta,
                                       config.MASK_POOL_SIZE, config.NUM_CLASSES, train_bn=config.TRAIN_BN,
-                                      conv_init=config.CONV_INIT, norm=config.HEAD_NORM,
-                                      roi_align=config.ROI_ALIGN)
+                                      conv_init=config.CONV_INIT, roi_align=config.ROI_ALIGN)
     model = keras.Model([input_image, input_image_meta, input_anchors],
                         [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox],
                         name="mask_rcnn")
@@ -335,7 +329,7 @@ def rpn_bbox_loss(config, batch, outputs):
 
 def mrcnn_bbox_loss(config, outputs):
     """The box head's loss in the form config.MRCNN_BBOX_LOSS names (see Config)."""
-    if config.MRCNN_BBOX_LOSS == "matterport":
+    if config.MRCNN_BBOX_LOSS == "per_positive":
         return losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"], outputs["mrcnn_bbox"])
     return losses.mrcnn_bbox_loss_graph(outputs["target_bbox"], outputs["target_class_ids"], outputs["mrcnn_bbox"],
                                         rois=outputs["rois"], beta=1.0 / 9.0)
@@ -901,7 +895,7 @@ class MaskRCNN:
         scores = detections[:, 5].astype(np.float32)
         masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
 
-        if self.config.MASK_TARGET_SAMPLING == "matterport":
+        if self.config.MASK_TARGET_SAMPLING == "resized":
             return _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window)
         # From normalised coordinates of the molded image to pixel edges of the original image:
         # the molded image is the original scaled into `window`, so edges map linearly.

@@ -15,24 +15,24 @@ Mask R-CNN paper (He et al. 2017) without its extra sampling points, like Matter
 Padding rows (boxes that are all zero) are not cropped: their patches are exactly zero.
 
 Where the samples fall (`alignment`). A normalised box runs from its first pixel's centre to its
-last's (utils.norm_boxes: pixel index / (image side - 1)). "matterport" hands those numbers to
+last's (utils.norm_boxes: pixel index / (image side - 1)). "normalised_box" (Matterport's) hands them to
 crop_and_resize on each level's map as they are, so pixel p is read at cell p (h - 1) / (H - 1)
 of an h-cell map, where the cell whose centre is pixel p's lies at (p + 0.5) / stride - 0.5: the
 reading point drifts with the box's place in the image, from +0.5 cell at the top-left edge
 through 0 at the middle to -0.5 cell at the bottom-right (on P2 up to 2 px, on P5 up to 16 px).
-"aligned" converts each box to its level's cells first, so the features are read at the very
+"pixel_centres" converts each box to its level's cells first, so the features are read at the very
 image points the mask targets (targets.py) and utils.unmold_mask use: the grid from the box's
 first pixel centre to its last. Detectron2's `aligned=True` fixes the same half-pixel mismatch.
 """
 import keras
 import tensorflow as tf
 
+from mrcnn.config import ROI_ALIGN_READS
 from mrcnn.meta import parse_image_meta_graph
 
 PYRAMID_LEVELS = (2, 3, 4, 5)     # P2..P5; P6 is used by the RPN only
 CANONICAL_LEVEL = 4               # k0 in the FPN paper
 CANONICAL_SIZE = 224.0            # an ImageNet-sized box (224 x 224 pixels) maps to k0
-ROI_ALIGNMENTS = ("matterport", "aligned")
 
 
 def roi_pyramid_levels(boxes, image_shape):
@@ -57,7 +57,7 @@ def roi_pyramid_levels(boxes, image_shape):
 
 def boxes_on_feature_map(boxes, image_shape, feature_shape):
     """Normalised image boxes (K, 4) -> crop_and_resize boxes on a feature map that sample the same
-    image points ("aligned", module docstring).
+    image points ("pixel_centres", module docstring).
 
     image_shape (K, 2+) each row's image (height, width) in pixels; feature_shape (2,) the map's.
     Pixel index p (the centre of pixel p) is cell (p + 0.5) / stride - 0.5 of the map, stride =
@@ -76,8 +76,8 @@ def crop_rows_by_level(boxes, image_ids, levels, feature_maps, pool_shape, image
     boxes (K, 4) normalised; image_ids (K,) int32; levels (K,) int32 in PYRAMID_LEVELS, or 0 for
     a row that is not cropped (its patch is exactly zero). Each level's rows are cropped in one
     call and scattered back to their own row, so row order is kept. With image_shape (K, 2+), each
-    row's image size, the boxes are first put on each map's cells ("aligned", boxes_on_feature_map);
-    without it they are read as they are ("matterport").
+    row's image size, the boxes are first put on each map's cells ("pixel_centres",
+    boxes_on_feature_map); without it they are read as they are ("normalised_box").
     """
     boxes = tf.stop_gradient(boxes)
     image_ids = tf.stop_gradient(tf.cast(image_ids, tf.int32))
@@ -113,7 +113,7 @@ class PyramidROIAlign(keras.layers.Layer):
     feature maps, as in Matterport.
     """
 
-    def __init__(self, pool_shape, alignment="matterport", **kwargs):
+    def __init__(self, pool_shape, alignment="normalised_box", **kwargs):
         super().__init__(**kwargs)
         # Under mixed precision Keras would cast every float input to float16, the boxes and the
         # image meta too (a box edge near 1 then moves in steps of 1/2048); the inputs keep their
@@ -123,13 +123,13 @@ class PyramidROIAlign(keras.layers.Layer):
         self.pool_shape = tuple(int(side) for side in pool_shape)
         if len(self.pool_shape) != 2 or min(self.pool_shape) < 1:
             raise ValueError(f"pool_shape must be two positive sizes, got {pool_shape!r}")
-        if alignment not in ROI_ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {ROI_ALIGNMENTS}, not {alignment!r}")
+        if alignment not in ROI_ALIGN_READS:
+            raise ValueError(f"alignment must be one of {ROI_ALIGN_READS}, not {alignment!r}")
         self.alignment = alignment
 
     def _row_image_shapes(self, image_shape):
         """What crop_rows_by_level needs for this layer's alignment: the rows' image shapes or None."""
-        return image_shape if self.alignment == "aligned" else None
+        return image_shape if self.alignment == "pixel_centres" else None
 
     def call(self, inputs):
         boxes, image_meta = inputs[0], inputs[1]

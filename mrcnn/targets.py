@@ -4,7 +4,7 @@ For every image the layer picks TRAIN_ROIS_PER_IMAGE regions for the classifier 
 heads and says what they should predict: the class, the box deltas to the matched ground
 truth box (divided by BBOX_STD_DEV) and the ground-truth mask cropped to the region.
 
-Sampling (per image; ROI_SAMPLING "matterport", Matterport's rule, unless said otherwise):
+Sampling (per image; Matterport's rule unless said otherwise):
 - padding rows (all-zero boxes) of proposals and ground truth are dropped;
 - crowd boxes (negative class ids, COCO "iscrowd") never make positives, and a proposal that
   overlaps a crowd box by IoU > 0.001 is not used as a negative either;
@@ -14,30 +14,24 @@ Sampling (per image; ROI_SAMPLING "matterport", Matterport's rule, unless said o
 - an image with no positive at all (no ground truth, or proposals that all miss) gets
   T - int(T * ROI_POSITIVE_RATIO) negatives, the negative share of a full sample, so it still
   teaches "background" (Matterport would give it no ROI at all);
-- ROI_SAMPLING "torchvision" (also Detectron's): the same positives, then negatives fill the
-  sample up to T, so ROI_POSITIVE_RATIO is an upper bound on the positives' share. Early in
-  training, with few positives, the classifier then still sees many backgrounds per image;
 - fewer candidates than wanted simply gives fewer ROIs; the rest is zero padding.
 Rows are positives first, then negatives, then zero padding. Negatives and padding have class
 0, zero deltas and an all-zero mask.
 
-Mask targets (MASK_TARGET_SAMPLING "corners", ours): the ground-truth mask's bilinear values on
+Mask targets (MASK_TARGET_SAMPLING "pixel_centres"): the ground-truth mask's bilinear values on
 a MASK_SHAPE grid running from the ROI's first pixel centre to its last, rounded to 0 or 1: the
 grid ROIAlign pools the features on, and the one utils.unmold_mask pastes a predicted mask back
 from, so a perfect prediction lands on the ground truth whether the gt masks are full or mini.
-"matterport" samples a mini mask on its own grid from corner cell to corner cell, which is not
-where those points lie in the image. Round trips of 8-60 px ellipses through mini masks and back,
-mean IoU with their ground truth: "corners" 0.97-1.00; "matterport" read back as Matterport did
-(a resize by cells) 0.94-0.96 from 24 px up, read back by unmold_mask 0.79 (8 px) to 0.97 (60 px).
-MASK_TARGETS "binary" (Matterport's) rounds those values to 0 or 1; "soft" keeps them (torchvision's
-targets): a cell the object's edge crosses then asks for the fraction the bilinear sample gives.
+"resized" (Matterport's) samples a mini mask on its own grid from corner cell to corner cell,
+which is not where those points lie in the image: a perfect prediction comes back shifted and
+stretched by up to half a cell (tests/test_mrcnn_targets.py round-trips both).
 """
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mrcnn.box_graph import box_refinement_graph, overlaps_graph, trim_zeros_graph
-from mrcnn.config import setting_or_config
+from mrcnn.config import MASK_GRIDS, setting_or_config
 
 POSITIVE_IOU = 0.5
 CROWD_IOU = 0.001
@@ -76,13 +70,12 @@ class DetectionTargetLayer(keras.layers.Layer):
     Boxes are normalised. gt_masks are mini masks in their box's frame when USE_MINI_MASK,
     else full-image masks. Outputs, with T = TRAIN_ROIS_PER_IMAGE:
     rois (B, T, 4) float32, target_class_ids (B, T) int32, target_bbox (B, T, 4) float32,
-    target_mask (B, T, MASK_SHAPE[0], MASK_SHAPE[1]) float32 in {0, 1} (MASK_TARGETS "binary") or
-    in [0, 1] ("soft").
+    target_mask (B, T, MASK_SHAPE[0], MASK_SHAPE[1]) float32 in {0, 1}.
     """
 
     def __init__(self, config=None, train_rois_per_image=None, roi_positive_ratio=None,
-                 bbox_std_dev=None, mask_shape=None, use_mini_mask=None, roi_sampling=None,
-                 mask_target_sampling=None, image_shape=None, mask_targets=None, **kwargs):
+                 bbox_std_dev=None, mask_shape=None, use_mini_mask=None,
+                 mask_target_sampling=None, image_shape=None, **kwargs):
         # IoU, sampling and box/mask targets in float32 whatever the global dtype policy (mixed
         # precision): targets rounded to float16 would teach the heads float16's rounding.
         kwargs.setdefault("dtype", "float32")
@@ -99,18 +92,10 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.bbox_std_dev = [float(v) for v in np.asarray(setting(bbox_std_dev, "BBOX_STD_DEV")).ravel()]
         self.mask_shape = [int(v) for v in setting(mask_shape, "MASK_SHAPE")]
         self.use_mini_mask = bool(setting(use_mini_mask, "USE_MINI_MASK"))
-        self.roi_sampling = str(setting(roi_sampling, "ROI_SAMPLING"))
-        if self.roi_sampling not in ("matterport", "torchvision"):
-            raise ValueError(f'DetectionTargetLayer: roi_sampling must be "matterport" or "torchvision", '
-                             f'not {self.roi_sampling!r}')
         self.mask_target_sampling = str(setting(mask_target_sampling, "MASK_TARGET_SAMPLING"))
-        if self.mask_target_sampling not in ("corners", "matterport"):
-            raise ValueError(f'DetectionTargetLayer: mask_target_sampling must be "corners" or '
-                             f'"matterport", not {self.mask_target_sampling!r}')
-        self.mask_targets = str(setting(mask_targets, "MASK_TARGETS"))
-        if self.mask_targets not in ("binary", "soft"):
-            raise ValueError(f'DetectionTargetLayer: mask_targets must be "binary" or "soft", '
-                             f'not {self.mask_targets!r}')
+        if self.mask_target_sampling not in MASK_GRIDS:
+            raise ValueError(f"DetectionTargetLayer: mask_target_sampling must be one of {MASK_GRIDS}, "
+                             f"not {self.mask_target_sampling!r}")
         self.image_shape = [int(v) for v in setting(image_shape, "IMAGE_SHAPE")[:2]]
         self.positive_quota = int(self.train_rois_per_image * self.roi_positive_ratio)
 
@@ -119,26 +104,22 @@ class DetectionTargetLayer(keras.layers.Layer):
         base.update(train_rois_per_image=self.train_rois_per_image,
                     roi_positive_ratio=self.roi_positive_ratio, bbox_std_dev=self.bbox_std_dev,
                     mask_shape=self.mask_shape, use_mini_mask=self.use_mini_mask,
-                    roi_sampling=self.roi_sampling, mask_target_sampling=self.mask_target_sampling,
-                    image_shape=self.image_shape, mask_targets=self.mask_targets)
+                    mask_target_sampling=self.mask_target_sampling, image_shape=self.image_shape)
         return base
 
     # -- per image ------------------------------------------------------------------------
     def _negative_count(self, positive_count):
         """How many negatives to sample next to `positive_count` positives."""
-        if self.roi_sampling == "torchvision":
-            return self.train_rois_per_image - positive_count
         ratio = self.roi_positive_ratio
         balanced = tf.cast(tf.floor(tf.cast(positive_count, tf.float64) / ratio + 1e-6), tf.int32) - positive_count
         wanted = tf.where(positive_count > 0, balanced, self.train_rois_per_image - self.positive_quota)
         return tf.minimum(wanted, self.train_rois_per_image - positive_count)
 
     def _mask_targets(self, rois, assigned_boxes, assigned_masks):
-        """Each assigned gt mask (P, h, w) sampled on its roi's MASK_SHAPE grid; rounded to {0, 1}
-        unless mask_targets is "soft"."""
+        """Each assigned gt mask (P, h, w) sampled on its roi's MASK_SHAPE grid, rounded to {0, 1}."""
         if not self.use_mini_mask:
             boxes = rois            # the full mask spans the image: the roi is the grid already
-        elif self.mask_target_sampling == "corners":
+        elif self.mask_target_sampling == "pixel_centres":
             boxes = corner_crop_boxes(rois, assigned_boxes, tf.shape(assigned_masks)[1:3], self.image_shape)
         else:
             # Matterport's: the roi's corners in the unit frame of the gt box the mini mask spans.
@@ -149,8 +130,6 @@ class DetectionTargetLayer(keras.layers.Layer):
                               (y2 - gy1) / gt_height, (x2 - gx1) / gt_width], axis=1)
         crops = tf.image.crop_and_resize(assigned_masks[..., None], boxes,
                                          tf.range(tf.shape(rois)[0]), self.mask_shape)
-        if self.mask_targets == "soft":
-            return crops[..., 0]
         return tf.round(crops[..., 0])
 
     def _one_image(self, args):

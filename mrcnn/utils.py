@@ -501,8 +501,8 @@ def expand_mask(bbox, mini_mask, image_shape):
 def resize_mask_to_box(mask, bbox, image_shape, threshold=0.5):
     """Matterport's way back from the mask head: the small float mask resized (scikit-image,
     bilinear) to the whole-pixel box [y1, x1, y2, x2] (ends exclusive), >= threshold, pasted into
-    an (H, W) bool mask. detect() uses it with MASK_TARGET_SAMPLING "matterport", unmold_mask
-    with "corners".
+    an (H, W) bool mask. detect() uses it with MASK_TARGET_SAMPLING "resized", unmold_mask
+    with "pixel_centres".
     """
     import skimage.transform
     y1, x1, y2, x2 = (int(v) for v in bbox)

@@ -142,15 +142,6 @@ def test_proposal_steps_replay_the_proposal_layer():
     assert len(fig.axes) == 3
 
 
-def test_proposal_steps_refuse_per_level_selection():
-    config = SmallConfig()
-    config.PROPOSAL_SELECTION = "torchvision"
-    with pytest.raises(ValueError, match="matterport"):
-        inspection.proposal_steps(np.zeros((3, 2)), np.zeros((3, 4)), np.zeros((3, 4)), config)
-
-
-# -- box refinement -----------------------------------------------------------------------------
-
 def test_refined_boxes_are_the_detection_layers_boxes():
     config = SmallConfig()
     rng = np.random.default_rng(5)

@@ -3,7 +3,7 @@
 1. The loss functions on the same tensors: Matterport's rpn_class_loss_graph, rpn_bbox_loss_graph,
    mrcnn_class_loss_graph, mrcnn_bbox_loss_graph and mrcnn_mask_loss_graph, called in its own
    process (tests/matterport_worker.run_calls, one call for every case), against ours in
-   Matterport's form (the defaults: RPN_BBOX_LOSS and MRCNN_BBOX_LOSS "matterport", beta 1), on
+   Matterport's form (the defaults: RPN_BBOX_LOSS and MRCNN_BBOX_LOSS "per_positive", beta 1), on
    random but realistic inputs and on edge cases (no positive anchor, no positive ROI): equal to
    1e-5. Our mask loss is also compared from logits (training's form) to theirs on the sigmoids.
    Where ours deliberately differs, the test shows the difference: when every ROI is predicted as

@@ -158,17 +158,16 @@ def tiny_resnet_like(input_image, stage5=True, train_bn=False):
 def test_build_backbone_uses_resnet_graph_and_the_config(monkeypatch):
     calls = []
 
-    def fake_resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot",
-                          stride_in="1x1"):
-        calls.append((architecture, stage5, train_bn, conv_init, stride_in))
+    def fake_resnet_graph(input_image, architecture, stage5=True, train_bn=False, conv_init="glorot"):
+        calls.append((architecture, stage5, train_bn, conv_init))
         return tiny_resnet_like(input_image)
 
     monkeypatch.setattr(backbone, "resnet_graph", fake_resnet_graph)
     config = Config(NAME="t", BACKBONE="resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, TOP_DOWN_PYRAMID_SIZE=32,
-                    CONV_INIT="he", RESNET_STRIDE_IN="3x3")
+                    CONV_INIT="he")
     image = keras.Input(tuple(int(v) for v in config.IMAGE_SHAPE))
     pyramid = backbone.build_backbone(image, config)
-    assert calls == [("resnet50", True, False, "he", "3x3")]
+    assert calls == [("resnet50", True, False, "he")]
     shapes = [list(p.shape[1:3]) for p in pyramid]
     assert shapes == meta.compute_backbone_shapes(config, config.IMAGE_SHAPE).tolist()
     assert all(p.shape[-1] == 32 for p in pyramid)
@@ -253,30 +252,14 @@ def test_unknown_conv_init_is_refused_by_name():
         backbone.conv_initializer("kaiming")
 
 
-def test_stride_in_3x3_moves_the_stride_and_keeps_every_name_and_shape(resnet50):
-    """torchvision's placement: the 3x3 conv halves the resolution; Matterport's files still fit by name."""
-    image = keras.Input((None, None, 3))
-    moved = keras.Model(image, backbone.resnet_graph(image, "resnet50", train_bn=False, stride_in="3x3"))
-    for stage in (3, 4, 5):
-        assert moved.get_layer(f"res{stage}a_branch2a").strides == (1, 1)
-        assert moved.get_layer(f"res{stage}a_branch2b").strides == (2, 2)
-        assert moved.get_layer(f"res{stage}a_branch1").strides == (2, 2)
-        assert moved.get_layer(f"res{stage}b_branch2b").strides == (1, 1)
-    assert moved.get_layer("res2a_branch2b").strides == (1, 1)
-    shapes = {(weight.path, tuple(weight.shape)) for weight in resnet50.weights}
-    assert {(weight.path, tuple(weight.shape)) for weight in moved.weights} == shapes
-    pixels = np.random.default_rng(1).normal(size=(1, 64, 64, 3)).astype(np.float32)
-    assert [tuple(c.shape) for c in moved(pixels)] == [tuple(c.shape) for c in resnet50(pixels)]
-
-
-@pytest.mark.parametrize("stride_in, reads_odd_pixels", [("1x1", False), ("3x3", True)])
-def test_a_strided_1x1_conv_block_never_reads_the_odd_pixels(stride_in, reads_odd_pixels):
-    """The oracle is what a stride means: with the stride on the 1x1 convs (main path and shortcut),
-    the block's output does not depend on its input at odd rows or columns; with it on the 3x3 it does."""
+def test_a_strided_bottleneck_block_never_reads_the_odd_pixels():
+    """The oracle is what a stride means: with the stride on the 1x1 convs (main path and shortcut,
+    Matterport's placement, which its files need), the block's output does not depend on its input
+    at odd rows or columns."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 16))
     block = keras.Model(inputs, backbone._bottleneck(inputs, (4, 4, 16), 3, "a", (2, 2), projection=True,
-                                                     train_bn=False, stride_in=stride_in))
+                                                     train_bn=False))
     x = np.random.default_rng(2).normal(size=(1, 8, 8, 16)).astype(np.float32)
     odd = x.copy()
     odd[:, 1::2, :, :] += 5.0       # odd rows
@@ -285,9 +268,4 @@ def test_a_strided_1x1_conv_block_never_reads_the_odd_pixels(stride_in, reads_od
     even = x.copy()
     even[:, 0::2, 0::2, :] += 5.0   # the pixels every variant reads
     assert np.abs(block(even).numpy() - block(x).numpy()).max() > 1e-3
-    assert (changed > 1e-3) == reads_odd_pixels, changed
-
-
-def test_unknown_stride_in_is_refused_by_name():
-    with pytest.raises(ValueError, match="stride_in.*'2x2'"):
-        backbone.resnet_graph(keras.Input((None, None, 3)), "resnet50", stride_in="2x2")
+    assert changed < 1e-6, changed

@@ -26,6 +26,9 @@ MATTERPORT_DEFAULTS = {
     "LEARNING_RATE": 0.001, "LEARNING_MOMENTUM": 0.9, "WEIGHT_DECAY": 0.0001, "USE_RPN_ROIS": True,
     "TRAIN_BN": False, "GRADIENT_CLIP_NORM": 5.0,
 }
+# This engine's settings beyond Matterport's, each defaulting to Matterport's behaviour.
+OURS = {"BATCH_NORM_MOMENTUM", "KEEP_CHECKPOINTS", "MRCNN_BBOX_LOSS", "RPN_BBOX_LOSS", "CONV_INIT",
+        "MASK_TARGET_SAMPLING", "PRECISE_BN_BATCHES", "ROI_ALIGN", "MIXED_PRECISION"}
 
 
 def test_class_defaults_match_matterport():
@@ -127,20 +130,16 @@ def test_callable_backbone_with_shape_function_is_accepted():
     ({"USE_MINI_MASK": "yes"}, "USE_MINI_MASK"),
     ({"TRAIN_BN": None}, "TRAIN_BN"),
     ({"MIXED_PRECISION": "mixed_float16"}, "MIXED_PRECISION"),
-    ({"HEAD_NORM": "layer"}, "HEAD_NORM"),
     ({"PRECISE_BN_BATCHES": -1, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
     ({"PRECISE_BN_BATCHES": 2.5, "TRAIN_BN": True}, "PRECISE_BN_BATCHES"),
     ({"PRECISE_BN_BATCHES": 10, "TRAIN_BN": False}, "PRECISE_BN_BATCHES"),
-    ({"HEAD_NORM": False}, "HEAD_NORM"),
     ({"MRCNN_BBOX_LOSS": "l1"}, "MRCNN_BBOX_LOSS"),
     ({"RPN_BBOX_LOSS": None}, "RPN_BBOX_LOSS"),
-    ({"ROI_SAMPLING": "fill"}, "ROI_SAMPLING"),
     ({"CONV_INIT": "kaiming"}, "CONV_INIT"),
-    ({"PROPOSAL_SELECTION": "per_level"}, "PROPOSAL_SELECTION"),
     ({"MASK_TARGET_SAMPLING": "cell_centres"}, "MASK_TARGET_SAMPLING"),
-    ({"MASK_TARGETS": "rounded"}, "MASK_TARGETS"),
     ({"ROI_ALIGN": "v2"}, "ROI_ALIGN"),
-    ({"RESNET_STRIDE_IN": "v1.5"}, "RESNET_STRIDE_IN"),
+    ({"ROI_ALIGN": "aligned"}, "ROI_ALIGN"),              # a former value name: only saved configs upgrade
+    ({"USE_RPN_ROIS": False}, "USE_RPN_ROIS"),
 ])
 def test_each_bad_setting_is_named_in_the_error(overrides, attribute):
     with pytest.raises(ValueError) as error:
@@ -185,12 +184,7 @@ def test_display_lists_every_setting_sorted_and_aligned(capsys):
     names = [line.split()[0] for line in lines]
     expected = sorted(set(MATTERPORT_DEFAULTS) | {"MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV",
                                                   "LOSS_WEIGHTS", "BATCH_SIZE", "IMAGE_SHAPE",
-                                                  "IMAGE_META_SIZE", "BATCH_NORM_MOMENTUM",
-                                                  "KEEP_CHECKPOINTS", "MRCNN_BBOX_LOSS",
-                                                  "RPN_BBOX_LOSS", "ROI_SAMPLING", "CONV_INIT",
-                                                  "PROPOSAL_SELECTION", "MASK_TARGET_SAMPLING",
-                                                  "HEAD_NORM", "PRECISE_BN_BATCHES", "MASK_TARGETS",
-                                                  "ROI_ALIGN", "RESNET_STRIDE_IN", "MIXED_PRECISION"})
+                                                  "IMAGE_META_SIZE"} | OURS)
     assert names == expected
     value_columns = {len(line) - len(line[len(name):].lstrip()) for line, name in zip(lines, names)}
     assert len(value_columns) == 1
@@ -205,9 +199,8 @@ def test_to_dict_is_json_ready_and_complete():
     assert settings["IMAGE_SHAPE"] == [1024, 1024, 3]
     assert settings["MEAN_PIXEL"] == pytest.approx([123.7, 116.8, 103.9])
     assert settings["RPN_ANCHOR_SCALES"] == [32, 64, 128, 256, 512]
-    assert len(settings) == len(MATTERPORT_DEFAULTS) + 21    # + BATCH_NORM_MOMENTUM, KEEP_CHECKPOINTS,
-    # MRCNN_BBOX_LOSS, RPN_BBOX_LOSS, ROI_SAMPLING, CONV_INIT, PROPOSAL_SELECTION, MASK_TARGET_SAMPLING,
-    # HEAD_NORM, PRECISE_BN_BATCHES, MASK_TARGETS, ROI_ALIGN, RESNET_STRIDE_IN, MIXED_PRECISION: ours
+    # + MEAN_PIXEL, the two STD_DEVs, LOSS_WEIGHTS, the three derived values and ours
+    assert len(settings) == len(MATTERPORT_DEFAULTS) + 7 + len(OURS)
     assert settings["MIXED_PRECISION"] is False
 
 
@@ -261,3 +254,49 @@ def test_display_changes_prints_the_changes_and_display_still_prints_all(capsys)
     config.display()                                        # Matterport's: every setting, one a line
     listed = [line.split()[0] for line in capsys.readouterr().out.strip().splitlines()[1:]]
     assert listed == sorted(Config.setting_names() + ["BATCH_SIZE", "IMAGE_META_SIZE", "IMAGE_SHAPE"])
+
+
+def test_the_settings_beyond_matterport_are_these_and_matterports_own_source_agrees():
+    """Every setting is Matterport's or one of OURS; where Matterport's original is cached
+    (tests/matterport_reference.py installs it), its Config has exactly the others."""
+    import re
+    from pathlib import Path
+
+    ours = set(Config.setting_names()) - set(MATTERPORT_DEFAULTS) - {
+        "MEAN_PIXEL", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV", "LOSS_WEIGHTS"}
+    assert ours == OURS
+    sources = sorted(Path(__file__).resolve().parents[1].glob(".cache/matterport/*/mrcnn/config.py"))
+    if not sources:
+        pytest.skip("Matterport's original is not cached here (tests/matterport_reference.py installs it)")
+    theirs = set(re.findall(r"^    ([A-Z][A-Z0-9_]+) = ", sources[0].read_text(), re.MULTILINE))
+    theirs -= {"BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE"}     # computed in its __init__
+    # PyPI's 0.2 predates two settings of Matterport's later GitHub code, which its tutorials use
+    assert theirs | {"IMAGE_CHANNEL_COUNT", "PRE_NMS_LIMIT"} == set(Config.setting_names()) - OURS
+
+
+def test_each_choice_has_matterports_behaviour_first_and_the_recipe_picks_the_other():
+    from mrcnn.config import CHOICES
+    from mrcnn.recipes import ScratchConfig
+
+    for name, allowed in CHOICES.items():
+        assert getattr(Config, name) == allowed[0], name
+        assert getattr(ScratchConfig, name) == allowed[1], name
+    recipe = ScratchConfig(NAME="scratch")
+    assert recipe.TRAIN_BN and recipe.PRECISE_BN_BATCHES > 0 and recipe.BATCH_NORM_MOMENTUM < Config.BATCH_NORM_MOMENTUM
+
+
+def test_saved_settings_of_an_earlier_version_upgrade_or_fail_by_name():
+    from mrcnn.config import upgrade_settings
+
+    saved = {"NAME": "m", "MRCNN_BBOX_LOSS": "torchvision", "RPN_BBOX_LOSS": "matterport",
+             "MASK_TARGET_SAMPLING": "corners", "ROI_ALIGN": "aligned", "CONV_INIT": "he",
+             "ROI_SAMPLING": "matterport", "HEAD_NORM": "batch", "MASK_TARGETS": "binary",
+             "PROPOSAL_SELECTION": "matterport", "RESNET_STRIDE_IN": "1x1", "IMAGE_RESIZE_MODE": "square"}
+    upgraded = upgrade_settings(saved)
+    assert upgraded == {"NAME": "m", "MRCNN_BBOX_LOSS": "per_sampled", "RPN_BBOX_LOSS": "per_positive",
+                        "MASK_TARGET_SAMPLING": "pixel_centres", "ROI_ALIGN": "pixel_centres",
+                        "CONV_INIT": "he", "IMAGE_RESIZE_MODE": "square"}
+    Config(**upgraded)                                   # valid in this version
+    assert upgrade_settings(upgraded) == upgraded        # already current: unchanged
+    with pytest.raises(ValueError, match=r"model\.json: HEAD_NORM = 'group' was removed"):
+        upgrade_settings({"HEAD_NORM": "group"}, "model.json")

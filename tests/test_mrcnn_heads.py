@@ -28,13 +28,11 @@ def head_data(batch, num_rois, num_classes, channels=256, seed=0):
     return [rois, meta] + maps
 
 
-def build_heads(num_rois, num_classes, train_bn, fc_layers_size=1024, channels=256, pool=7, mask_pool=14,
-                norm="batch"):
+def build_heads(num_rois, num_classes, train_bn, fc_layers_size=1024, channels=256, pool=7, mask_pool=14):
     rois, meta, maps = head_inputs(num_rois, num_classes, channels)
     logits, probs, bbox = fpn_classifier_graph(rois, maps, meta, pool, num_classes, train_bn=train_bn,
-                                               fc_layers_size=fc_layers_size, norm=norm)
-    masks = build_fpn_mask_graph(rois, maps, meta, mask_pool, num_classes, train_bn=train_bn,
-                                 norm=norm)
+                                               fc_layers_size=fc_layers_size)
+    masks = build_fpn_mask_graph(rois, maps, meta, mask_pool, num_classes, train_bn=train_bn)
     return keras.Model([rois, meta] + maps, [logits, probs, bbox, masks])
 
 
@@ -71,76 +69,6 @@ def test_matterport_names_and_weight_shapes(full_size_heads):
     assert kernel.path == "mrcnn_mask_conv3/mrcnn_mask_conv3/kernel"
     for name in weightless:
         assert full_size_heads.get_layer(name).weights == []
-
-
-def test_heads_without_batch_norm_are_the_heads_with_identity_batch_norm():
-    """norm="none" drops exactly the six mrcnn_*_bn* layers; every other weight keeps its
-    Matterport name and shape, and the heads compute what the full heads compute when each
-    batch norm is the identity (mean 0, variance 1 - epsilon, gamma 1, beta 0)."""
-    keras.utils.set_random_seed(3)
-    small = dict(num_rois=4, num_classes=3, train_bn=False, fc_layers_size=16, channels=8, pool=3, mask_pool=4)
-    full, bare = build_heads(**small), build_heads(**small, norm="none")
-    bn_names = {"mrcnn_class_bn1", "mrcnn_class_bn2"} | {f"mrcnn_mask_bn{i}" for i in range(1, 5)}
-    full_weighted = {layer.name for layer in full.layers if layer.weights}
-    bare_weighted = {layer.name for layer in bare.layers if layer.weights}
-    assert bn_names <= full_weighted and bare_weighted == full_weighted - bn_names
-    assert not any("_bn" in layer.name or layer.name == "real_rois" for layer in bare.layers)
-    for name in bare_weighted:
-        assert [w.shape for w in bare.get_layer(name).weights] == [w.shape for w in full.get_layer(name).weights]
-    rng = np.random.default_rng(4)
-    for name in bare_weighted:                         # biases non-zero too, so they must carry over
-        values = [rng.normal(scale=(2 / np.prod(w.shape[:-1])) ** 0.5 if len(w.shape) > 1 else 0.1,
-                             size=w.shape).astype(np.float32) for w in full.get_layer(name).weights]
-        full.get_layer(name).set_weights(values)
-        bare.get_layer(name).set_weights(values)
-    for name in bn_names:
-        layer = full.get_layer(name)
-        channels = layer.weights[0].shape[0]
-        layer.set_weights([np.ones(channels), np.zeros(channels), np.zeros(channels),
-                           np.full(channels, 1.0 - layer.layer.epsilon)])
-    data = head_data(2, 4, 3, channels=8, seed=5)
-    expected_outputs = full.predict(data, verbose=0)
-    assert 0.02 < expected_outputs[3].std()        # masks are not all saturated: the comparison means something
-    for expected, actual in zip(expected_outputs, bare.predict(data, verbose=0)):
-        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
-    changed = full.get_layer("mrcnn_mask_bn2")          # the oracle itself can tell: a real BN changes them
-    changed.set_weights([np.full(changed.weights[0].shape[0], 2.0), *changed.get_weights()[1:]])
-    assert not np.allclose(full.predict(data, verbose=0)[3], bare.predict(data, verbose=0)[3], atol=1e-3)
-
-
-def test_group_norm_heads_normalise_each_roi_by_channel_groups():
-    """norm="group": mrcnn_*_gn* layers in place of the batch norms, each normalising every ROI's
-    channel groups on their own (numpy oracle); the rest keeps Matterport's names and shapes."""
-    keras.utils.set_random_seed(5)
-    small = dict(num_rois=4, num_classes=3, train_bn=True, fc_layers_size=64, channels=8, pool=3, mask_pool=4)
-    model = build_heads(**small, norm="group")
-    names = {layer.name for layer in model.layers if layer.weights}
-    gn_names = {"mrcnn_class_gn1", "mrcnn_class_gn2"} | {f"mrcnn_mask_gn{i}" for i in range(1, 5)}
-    assert gn_names <= names and not any("_bn" in name for name in names)
-    assert names - gn_names == {layer.name for layer in build_heads(**small).layers if layer.weights
-                                and "_bn" not in layer.name}
-    layer = model.get_layer("mrcnn_mask_gn3")
-    assert layer.layer.groups == 32 and model.get_layer("mrcnn_class_gn1").layer.groups == 32
-    rng = np.random.default_rng(6)
-    gamma, beta = rng.normal(size=256).astype(np.float32), rng.normal(size=256).astype(np.float32)
-    layer.set_weights([gamma, beta])
-    x = rng.normal(loc=3.0, scale=2.0, size=(2, 3, 5, 5, 256)).astype(np.float32)
-    grouped = x.reshape(2, 3, 5, 5, 32, 8)
-    mean = grouped.mean(axis=(2, 3, 5), keepdims=True)
-    var = grouped.var(axis=(2, 3, 5), keepdims=True)
-    expected = ((grouped - mean) / np.sqrt(var + layer.layer.epsilon)).reshape(x.shape) * gamma + beta
-    for training in (True, False):                     # no statistics kept: training and inference agree
-        np.testing.assert_allclose(np.asarray(layer(x, training=training)), expected, rtol=1e-4, atol=1e-4)
-    one_roi = np.asarray(layer(x[:1, 1:2]))             # each ROI on its own: the others change nothing
-    np.testing.assert_allclose(one_roi, expected[:1, 1:2], rtol=1e-4, atol=1e-4)
-    outputs = model.predict(head_data(2, 4, 3, channels=8), verbose=0)
-    assert [o.shape for o in outputs] == [(2, 4, 3), (2, 4, 3), (2, 4, 3, 4), (2, 4, 8, 8, 3)]
-
-
-def test_unknown_head_norm_is_a_clear_error():
-    with pytest.raises(ValueError, match="head norm must be one of"):
-        build_heads(num_rois=2, num_classes=3, train_bn=True, fc_layers_size=16, channels=8, pool=3,
-                    mask_pool=4, norm="layer")
 
 
 def test_forward_pass_shapes_and_ranges(full_size_heads):

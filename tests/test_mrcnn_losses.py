@@ -98,7 +98,7 @@ def test_rpn_bbox_loss_torchvision_form_sums_positives_in_box_units_over_the_sam
     predicted[0, 0, 0] = 3.0                                     # 0.3 in box units: linear part
     predicted[0, 3, 3] = 0.1                                     # 0.02 in box units: quadratic part
     value, gradient = value_and_gradients(
-        lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="torchvision"),
+        lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="per_sampled"),
         target_bbox, rpn_match, predicted, watch=2)
     assert np.isclose(value, ((0.3 - beta / 2) + 0.5 * 0.02 ** 2 / beta) / 5, atol=1e-6)
     assert np.isclose(gradient[0, 0, 0], 0.1 / 5) and np.isclose(gradient[0, 3, 3], 0.02 / beta * 0.2 / 5)
@@ -111,7 +111,7 @@ def test_rpn_bbox_loss_torchvision_form_is_zero_without_positives_and_rejects_an
     config = Config(NAME="t", NUM_CLASSES=2)
     for match in (np.array([[[-1], [0]]], np.int32), np.zeros((1, 2, 1), np.int32)):
         value, gradient = value_and_gradients(
-            lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="torchvision"),
+            lambda t, m, p: losses.rpn_bbox_loss_graph(config, t, m, p, form="per_sampled"),
             np.ones((1, 2, 4), np.float32), match, np.ones((1, 2, 4), np.float32), watch=2)
         assert value == 0.0 and np.isfinite(gradient).all()
     with pytest.raises(ValueError, match="form"):
@@ -119,7 +119,7 @@ def test_rpn_bbox_loss_torchvision_form_is_zero_without_positives_and_rejects_an
                                    np.zeros((1, 2, 4), np.float32), form="l1")
 
 
-@pytest.mark.parametrize("form, expected", [("matterport", 2.5 / 4), ("torchvision", (0.3 - 1 / 18) / 2)])
+@pytest.mark.parametrize("form, expected", [("per_positive", 2.5 / 4), ("per_sampled", (0.3 - 1 / 18) / 2)])
 def test_config_chooses_the_rpn_box_loss_form(form, expected):
     from mrcnn.model import rpn_bbox_loss
     predicted = np.zeros((1, 3, 4), np.float32)
@@ -210,7 +210,7 @@ def test_mrcnn_bbox_loss_torchvision_form_sums_positives_over_the_sampled_rois()
     assert value == 0.0
 
 
-@pytest.mark.parametrize("form, expected", [("matterport", 2.5 / 4), ("torchvision", (3 - 1 / 18) / 2)])
+@pytest.mark.parametrize("form, expected", [("per_positive", 2.5 / 4), ("per_sampled", (3 - 1 / 18) / 2)])
 def test_config_chooses_the_box_loss_form(form, expected):
     from mrcnn.model import mrcnn_bbox_loss
     predicted = np.zeros((1, 2, 2, 4), np.float32)
@@ -314,7 +314,7 @@ def test_mrcnn_mask_loss_from_logits_equals_the_probability_form_and_keeps_its_g
 
 
 def test_mrcnn_mask_loss_takes_soft_targets_and_is_least_where_the_prediction_is_the_fraction():
-    """MASK_TARGETS "soft": fractions along the edges. On logits the gradient is sigmoid(s) - t per
+    """Fractional targets (the bilinear values along the edges, as torchvision trains). On logits the gradient is sigmoid(s) - t per
     pixel (over the pixel count), so it vanishes where the prediction equals the target fraction."""
     rng = np.random.default_rng(3)
     targets = rng.uniform(0.05, 0.95, (1, 1, 3, 3)).astype(np.float32)

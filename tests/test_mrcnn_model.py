@@ -10,8 +10,6 @@ import pytest
 from mrcnn import losses, utils, visualize
 from mrcnn.config import Config
 from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows, WeightsCheckpoint
-from mrcnn.data import make_inference_inputs
-from mrcnn.meta import compute_backbone_shapes
 from mrcnn.samples.shapes import CLASS_NAMES, ShapesDataset
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "photos"
@@ -128,9 +126,7 @@ def test_scratch_recipe_reaches_the_layers_and_trains(tmp_path, shapes):
     MASK_TARGET_SAMPLING the target layer; the training model trains on them."""
     from mrcnn.recipes import ScratchConfig
 
-    config = type("TinyScratch", (ScratchConfig,), {name: getattr(TinyConfig, name) for name in
-                                                    set(TinyConfig.setting_names()) - set(vars(ScratchConfig))
-                                                    if name in vars(TinyConfig)})()
+    config = type("TinyScratch", (ScratchConfig,), {k: v for k, v in vars(TinyConfig).items() if k.isupper()})()
     trainer = MaskRCNN("training", config, tmp_path)
     detector = MaskRCNN("inference", config, tmp_path)
     for model in (trainer, detector):

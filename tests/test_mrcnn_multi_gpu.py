@@ -9,9 +9,10 @@ from the same initial weights, once with GPU_COUNT = 1, IMAGES_PER_GPU = 2 and o
 GPU_COUNT = 2, IMAGES_PER_GPU = 1 (one image a replica). A step is random only in the sampling of
 the ROIs (DetectionTargetLayer shuffles the candidates) and in batch norm's batch statistics (one
 image's on a replica, two images' on one device). The config makes both deterministic: with
-ROI_SAMPLING "torchvision", ROI_POSITIVE_RATIO 1 and TRAIN_ROIS_PER_IMAGE at least the proposals
-plus the ground-truth boxes, every candidate is sampled (only their order is random, and the
-losses are sums over them), and TRAIN_BN False keeps batch norm on its stored statistics. The
+ROI_POSITIVE_RATIO 1 and TRAIN_ROIS_PER_IMAGE at least the proposals plus the ground-truth boxes,
+every positive candidate is sampled and no negative (the negatives keep the positives at that
+share: none), so only their order is random, and the losses are sums over them (the ground-truth
+boxes join the candidates, so every image has positives); and TRAIN_BN False keeps batch norm on its stored statistics. The
 batches come from the seeded pipeline, so both runs see the same images and RPN targets (fit()
 under a strategy iterates the pipeline once more, to build: its epochs' orders depend only on the
 seed and the epoch, which is checked too). Then the
@@ -61,8 +62,7 @@ def _config(**overrides):
         POST_NMS_ROIS_TRAINING = 16
         POST_NMS_ROIS_INFERENCE = 16
         MAX_GT_INSTANCES = 4
-        # every candidate (16 proposals + 4 ground-truth boxes) sampled: no random subset
-        ROI_SAMPLING = "torchvision"
+        # every positive of the 16 proposals + 4 ground-truth boxes sampled, no negative: no random subset
         ROI_POSITIVE_RATIO = 1.0
         TRAIN_ROIS_PER_IMAGE = 20
         MASK_POOL_SIZE = 7

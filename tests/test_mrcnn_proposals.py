@@ -8,7 +8,7 @@ from mrcnn import utils
 from mrcnn.config import Config
 from mrcnn.data import get_anchors
 from mrcnn.meta import compute_backbone_shapes
-from mrcnn.proposals import AnchorLevelSizes, ProposalLayer
+from mrcnn.proposals import ProposalLayer
 
 
 def small_config(**overrides):
@@ -119,89 +119,3 @@ def test_no_gradient_flows_back_through_proposals():
         total = tf.reduce_sum(ProposalLayer(10, 0.7, small_config())([probs, deltas, anchors]))
     assert float(total) > 0
     assert tape.gradient(total, [probs, deltas]) == [None, None]
-
-
-# -- per-level selection (Config.PROPOSAL_SELECTION = "torchvision") ---------------------------
-
-def numpy_proposals_per_level(probs, deltas, anchors, level_sizes, config, count, threshold):
-    """torchvision's recipe for one image: the best PRE_NMS_LIMIT of each level, NMS within each
-    level, then the best `count` survivors of all levels."""
-    scores = probs[:, 1]
-    kept_boxes, kept_scores = [], []
-    start = 0
-    for size in level_sizes:
-        level = np.arange(start, start + size)
-        start += size
-        order = level[np.argsort(-scores[level], kind="stable")[:config.PRE_NMS_LIMIT]]
-        boxes = np.clip(utils.apply_box_deltas(anchors[order], deltas[order] * config.RPN_BBOX_STD_DEV), 0, 1)
-        keep = utils.non_max_suppression(boxes, scores[order], threshold)
-        kept_boxes.append(boxes[keep])
-        kept_scores.append(scores[order][keep])
-    boxes, scores = np.concatenate(kept_boxes), np.concatenate(kept_scores)
-    best = np.argsort(-scores, kind="stable")[:count]
-    out = np.zeros((count, 4), np.float32)
-    out[:len(best)] = boxes[best]
-    return out, len(best)
-
-
-LEVEL_SIZES = [200, 120, 50, 20, 10]     # the first two hold more anchors than PRE_NMS_LIMIT (60)
-
-
-@pytest.mark.parametrize("count", [40, 250])   # 250: more than the 200 candidates
-def test_per_level_selection_matches_numpy_recipe(count):
-    config = small_config(PRE_NMS_LIMIT=60, PROPOSAL_SELECTION="torchvision")
-    rng = np.random.default_rng(5)
-    probs, deltas, anchors = random_rpn_outputs(rng, 2, sum(LEVEL_SIZES))
-    layer = ProposalLayer(count, 0.6, config)
-    assert layer.per_level
-    ours = layer([probs, deltas, anchors, np.array(LEVEL_SIZES, np.int32)]).numpy()
-    assert ours.shape == (2, count, 4)
-    for image in range(2):
-        expected, kept = numpy_proposals_per_level(probs[image], deltas[image], anchors[image], LEVEL_SIZES,
-                                                   config, count, 0.6)
-        assert np.allclose(ours[image], expected, atol=1e-5)
-        assert np.count_nonzero(np.any(ours[image] != 0, axis=1)) == kept
-        # not the global recipe: it keeps other boxes (PRE_NMS_LIMIT over all levels, NMS across them)
-        assert not np.allclose(ours[image], numpy_proposals(probs[image], deltas[image], anchors[image],
-                                                            config, count, 0.6)[0], atol=1e-5)
-    assert kept < count if count == 250 else kept == count
-
-
-def test_per_level_nms_does_not_suppress_across_levels():
-    """The same box on two levels: per level both survive; the global recipe keeps one."""
-    box = np.array([0.2, 0.2, 0.6, 0.7], np.float32)
-    anchors = np.tile(box, (1, 6, 1))
-    probs = np.stack([np.linspace(0.4, 0.1, 6), np.linspace(0.6, 0.9, 6)], -1)[None].astype(np.float32)
-    deltas = np.zeros((1, 6, 4), np.float32)
-    per_level = ProposalLayer(5, 0.7, small_config(PROPOSAL_SELECTION="torchvision"))(
-        [probs, deltas, anchors, np.array([2, 3, 1], np.int32)]).numpy()[0]
-    assert np.allclose(per_level[:3], box) and np.all(per_level[3:] == 0)
-    global_ = ProposalLayer(5, 0.7, small_config())([probs, deltas, anchors]).numpy()[0]
-    assert np.allclose(global_[0], box) and np.all(global_[1:] == 0)
-
-
-def test_per_level_inputs_are_checked():
-    rng = np.random.default_rng(6)
-    probs, deltas, anchors = random_rpn_outputs(rng, 1, 30)
-    layer = ProposalLayer(10, 0.7, small_config(), per_level=True)
-    with pytest.raises(ValueError, match="needs 4 inputs"):
-        layer([probs, deltas, anchors])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="do not add up"):
-        layer([probs, deltas, anchors, np.array([10, 10], np.int32)])
-    clone = ProposalLayer.from_config(layer.get_config())
-    assert clone.per_level and not ProposalLayer(10, 0.7, small_config()).per_level
-
-
-@pytest.mark.parametrize("anchor_stride", [1, 2])
-def test_anchor_level_sizes_match_the_pyramid_anchors(anchor_stride):
-    config = small_config(IMAGE_MAX_DIM=128, IMAGE_MIN_DIM=128, RPN_ANCHOR_STRIDE=anchor_stride)
-    shapes = compute_backbone_shapes(config, config.IMAGE_SHAPE)
-    maps = [keras.Input((int(h), int(w), 8)) for h, w in shapes]
-    sizes_tensor = AnchorLevelSizes(len(config.RPN_ANCHOR_RATIOS), anchor_stride)(maps)
-    assert tuple(sizes_tensor.shape) == (5,)
-    sizes = AnchorLevelSizes(len(config.RPN_ANCHOR_RATIOS), anchor_stride)(
-        [np.zeros((1, int(h), int(w), 8), np.float32) for h, w in shapes]).numpy()
-    expected = [len(utils.generate_anchors(scale, config.RPN_ANCHOR_RATIOS, shape, stride, anchor_stride))
-                for scale, shape, stride in zip(config.RPN_ANCHOR_SCALES, shapes, config.BACKBONE_STRIDES)]
-    assert sizes.tolist() == expected
-    assert sizes.sum() == len(get_anchors(config, config.IMAGE_SHAPE))

@@ -121,8 +121,8 @@ def cell_centre_maps(image_side, batch=1):
 @pytest.mark.parametrize("packed", [False, True])
 def test_aligned_reads_each_box_at_its_own_pixel_centres_on_every_level(packed):
     """Bilinear reading of a map that is linear in the image position gives the position itself:
-    "aligned" must read row i of a (y1, x1, y2, x2) box at pixel y1 + i (y2 - 1 - y1) / (n - 1),
-    the grid of the mask targets and unmold_mask, on every level. "matterport" misses by more than
+    "pixel_centres" must read row i of a (y1, x1, y2, x2) box at pixel y1 + i (y2 - 1 - y1) / (n - 1),
+    the grid of the mask targets and unmold_mask, on every level. "normalised_box" misses by more than
     a pixel on the coarse levels."""
     pool = (5, 4)
     pixel = np.array([[300, 200, 340, 230], [100, 500, 196, 610], [400, 380, 600, 560], [60, 90, 660, 750]],
@@ -138,7 +138,7 @@ def test_aligned_reads_each_box_at_its_own_pixel_centres_on_every_level(packed):
                 [boxes, np.zeros((1, 4), np.int32), meta] + cell_centre_maps(1024)))[0]
         return np.asarray(PyramidROIAlign(pool, alignment)([boxes, meta] + cell_centre_maps(1024)))[0]
 
-    aligned, matterport = read("aligned"), read("matterport")
+    aligned, matterport = read("pixel_centres"), read("normalised_box")
     for n, (y1, x1, y2, x2) in enumerate(pixel):
         rows = np.linspace(y1, y2 - 1, pool[0])[:, None].repeat(pool[1], 1)
         cols = np.linspace(x1, x2 - 1, pool[1])[None, :].repeat(pool[0], 0)
@@ -181,8 +181,8 @@ def test_inside_keras_model_and_tf_function():
     np.testing.assert_array_equal(np.asarray(graph(boxes, meta, *maps)), eager)
 
     clone = PyramidROIAlign.from_config(layer.get_config())
-    assert clone.pool_shape == (3, 3) and clone.name == "roi_align_test" and clone.alignment == "matterport"
-    assert PyramidROIAlign.from_config(PyramidROIAlign((3, 3), "aligned").get_config()).alignment == "aligned"
+    assert clone.pool_shape == (3, 3) and clone.name == "roi_align_test" and clone.alignment == "normalised_box"
+    assert PyramidROIAlign.from_config(PyramidROIAlign((3, 3), "pixel_centres").get_config()).alignment == "pixel_centres"
 
 
 def test_bad_arguments():
@@ -195,7 +195,7 @@ def test_bad_arguments():
                                 + level_marked_maps(1)[:3])
 
 
-@pytest.mark.parametrize("alignment", ["matterport", "aligned"])
+@pytest.mark.parametrize("alignment", ["normalised_box", "pixel_centres"])
 def test_packed_rows_equal_the_batched_layers_rows(alignment):
     """PackedPyramidROIAlign on rows picked from several images = PyramidROIAlign's rows for them."""
     rng = np.random.default_rng(5)

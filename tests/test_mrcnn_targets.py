@@ -123,11 +123,10 @@ def jitter(boxes, rng, amount=0.01):
     return (boxes + rng.uniform(-amount, amount, boxes.shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("mask_targets", ["binary", "soft"])
-@pytest.mark.parametrize("sampling", ["corners", "matterport"])
+@pytest.mark.parametrize("sampling", ["pixel_centres", "resized"])
 @pytest.mark.parametrize("use_mini_mask", [True, False])
-def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling, mask_targets):
-    config = small_config(USE_MINI_MASK=use_mini_mask, MASK_TARGET_SAMPLING=sampling, MASK_TARGETS=mask_targets)
+def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling):
+    config = small_config(USE_MINI_MASK=use_mini_mask, MASK_TARGET_SAMPLING=sampling)
     rng = np.random.default_rng(0)
     full, _, gt_boxes, mini = make_ground_truth(rng, 3)
     class_ids = np.array([2, 5, 1])
@@ -150,7 +149,7 @@ def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling, mask
         assert target_ids[row] == class_ids[best]
         expected = utils.box_refinement(rois[row:row + 1], gt_boxes[best:best + 1])[0] / config.BBOX_STD_DEV
         assert np.allclose(target_bbox[row], expected, atol=1e-4)
-        if sampling == "corners":
+        if sampling == "pixel_centres":
             grid, frame = (mini, pixel_edges(gt_boxes[best])) if use_mini_mask else (full, [0, 0, SIZE, SIZE])
             soft = numpy_corner_grid_samples(grid[:, :, best], frame, pixel_edges(rois[row]), (14, 14))
         elif use_mini_mask:
@@ -161,13 +160,10 @@ def test_all_positive_sample_matches_numpy_targets(use_mini_mask, sampling, mask
             soft = numpy_crop_and_resize(mini[:, :, best].astype(np.float64), frame, (14, 14))
         else:
             soft = numpy_crop_and_resize(full[:, :, best].astype(np.float64), rois[row], (14, 14))
-        if mask_targets == "soft":     # the bilinear values themselves, fractions along the edges
-            assert np.allclose(target_masks[row], soft, atol=1e-5)
-            assert np.sum((target_masks[row] > 0.05) & (target_masks[row] < 0.95)) >= 4
-        else:
-            clear = np.abs(soft - 0.5) > 1e-3
-            assert np.array_equal(target_masks[row][clear], np.round(soft)[clear])
-            assert set(np.unique(target_masks[row])) <= {0.0, 1.0}
+        clear = np.abs(soft - 0.5) > 1e-3
+        assert np.array_equal(target_masks[row][clear], np.round(soft)[clear])
+        assert np.sum((soft > 0.05) & (soft < 0.95)) >= 4       # edges to round: the check means something
+        assert set(np.unique(target_masks[row])) <= {0.0, 1.0}
     assert sorted(seen) == [0, 1, 2, 3]
     assert all(target_masks[row].sum() > 20 for row in range(4))   # real garment masks, not blanks
 
@@ -183,9 +179,8 @@ def test_mini_and_full_masks_give_nearly_the_same_mask_targets():
     assert np.mean(with_mini == with_full) > 0.9
 
 
-@pytest.mark.parametrize("sampling, expected", [("matterport", 5), ("torchvision", 8)])
-def test_all_negative_sample_and_no_ground_truth(sampling, expected):
-    config = small_config(ROI_SAMPLING=sampling)
+def test_all_negative_sample_and_no_ground_truth():
+    config, expected = small_config(), 5
     rng = np.random.default_rng(2)
     _, _, gt_boxes, mini = make_ground_truth(rng, 1)
     far = np.array([[0.0, 0.0, 0.05, 0.05], [0.9, 0.9, 1.0, 1.0], [0.0, 0.9, 0.1, 1.0],
@@ -195,8 +190,7 @@ def test_all_negative_sample_and_no_ground_truth(sampling, expected):
     no_gt = (np.zeros(3, np.int32), np.zeros((3, 4), np.float32), np.zeros(MINI + (3,), np.float32))
     for class_ids, boxes, masks in [(np.array([3]), gt_boxes, mini), no_gt]:
         rois, target_ids, target_bbox, target_masks = run_layer(config, far, class_ids, boxes, masks)
-        # No positive. Matterport's rule: the negative share of a full sample, T - int(T * ratio) = 5
-        # negatives; torchvision's: all 8 candidates (fewer than T = 10).
+        # No positive: the negative share of a full sample, T - int(T * ratio) = 5 negatives.
         kept = rois[np.any(rois != 0, axis=1)]
         assert len(kept) == expected and np.all(rois[expected:] == 0)
         assert len({tuple(row) for row in kept}) == expected
@@ -222,38 +216,27 @@ def test_sampling_ratio_and_iou_rules_with_many_candidates():
     assert target_masks[:3].sum() > 0 and np.all(target_masks[3:] == 0)
 
 
-def test_torchvision_sampling_fills_the_sample_with_negatives():
+def test_one_positive_brings_negatives_at_the_positive_ratio_and_settings_round_trip():
     rng = np.random.default_rng(3)
     _, _, gt_boxes, mini = make_ground_truth(rng, 2)
     positives = jitter(gt_boxes[:1], rng, 0.01)                       # a single positive candidate
     negatives = random_negatives(rng, 60, gt_boxes)[:20]
     assert len(negatives) == 20
-    for sampling, expected_negatives in (("torchvision", 11), ("matterport", 3)):
-        config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25, ROI_SAMPLING=sampling)
-        rois, target_ids, _, _ = run_layer(config, np.concatenate([positives, negatives]), np.array([4, 7]),
-                                           gt_boxes, mini)
-        best = utils.compute_overlaps(rois, gt_boxes).max(axis=1)
-        kept = np.any(rois != 0, axis=1)
-        # 1 positive; torchvision: 12 - 1 = 11 negatives; Matterport: int(1 / 0.25) - 1 = 3.
-        assert best[0] >= 0.5 and target_ids[0] == 4 and np.all(target_ids[1:] == 0)
-        assert kept.sum() == 1 + expected_negatives and np.all(kept[:1 + expected_negatives])
-        assert np.all(best[1:1 + expected_negatives] < 0.5)
-        assert len({tuple(row) for row in rois[kept]}) == kept.sum()
-    # Fewer candidates than the sample: every negative is used, the rest is padding.
-    config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25, ROI_SAMPLING="torchvision")
-    rois, _, _, _ = run_layer(config, np.concatenate([positives, negatives[:4]]), np.array([4, 7]), gt_boxes, mini)
-    assert np.any(rois != 0, axis=1).sum() == 5 and np.all(rois[5:] == 0)
-    with pytest.raises(ValueError, match="roi_sampling"):
-        DetectionTargetLayer(config, roi_sampling="all")
+    config = small_config(TRAIN_ROIS_PER_IMAGE=12, ROI_POSITIVE_RATIO=0.25)
+    rois, target_ids, _, _ = run_layer(config, np.concatenate([positives, negatives]), np.array([4, 7]),
+                                       gt_boxes, mini)
+    best = utils.compute_overlaps(rois, gt_boxes).max(axis=1)
+    kept = np.any(rois != 0, axis=1)
+    # 1 positive, then int(1 / 0.25) - 1 = 3 negatives (Matterport's rule), the rest padding.
+    assert best[0] >= 0.5 and target_ids[0] == 4 and np.all(target_ids[1:] == 0)
+    assert kept.sum() == 4 and np.all(kept[:4]) and np.all(best[1:4] < 0.5)
+    assert len({tuple(row) for row in rois[kept]}) == kept.sum()
     restored = DetectionTargetLayer.from_config(DetectionTargetLayer(config).get_config())
-    assert restored.roi_sampling == "torchvision" and restored.mask_target_sampling == "matterport"   # the default
-    assert restored.image_shape == [SIZE, SIZE] and restored.mask_targets == "binary"
-    assert DetectionTargetLayer.from_config(
-        DetectionTargetLayer(config, mask_targets="soft").get_config()).mask_targets == "soft"
+    assert restored.mask_target_sampling == "resized" and restored.image_shape == [SIZE, SIZE]  # the default
+    assert DetectionTargetLayer.from_config(DetectionTargetLayer(
+        config, mask_target_sampling="pixel_centres").get_config()).mask_target_sampling == "pixel_centres"
     with pytest.raises(ValueError, match="mask_target_sampling"):
-        DetectionTargetLayer(config, mask_target_sampling="centre")
-    with pytest.raises(ValueError, match="mask_targets"):
-        DetectionTargetLayer(config, mask_targets="rounded")
+        DetectionTargetLayer(config, mask_target_sampling="corners")
 
 
 def test_crowd_boxes_make_neither_positives_nor_negatives():
@@ -356,10 +339,10 @@ def round_trip_ious(use_mini_mask, sampling, sizes, images=3, seed=0):
 
 @pytest.mark.parametrize("use_mini_mask", [True, False])
 def test_mask_targets_read_back_onto_the_ground_truth(use_mini_mask):
-    """Corner-grid targets and unmold_mask are inverses: a perfect prediction gets its object back."""
-    ours = round_trip_ious(use_mini_mask, "corners", (12, 24, 48))
+    """Pixel-centre targets and unmold_mask are inverses: a perfect prediction gets its object back."""
+    ours = round_trip_ious(use_mini_mask, "pixel_centres", (12, 24, 48))
     assert ours[12] > 0.99 and ours[24] > 0.98 and ours[48] > 0.97, ours
     if use_mini_mask:
         # Matterport's mini mask grid is off by up to half a mini cell: small objects suffer most
-        matterport = round_trip_ious(use_mini_mask, "matterport", (12, 24))
+        matterport = round_trip_ious(use_mini_mask, "resized", (12, 24))
         assert matterport[12] < ours[12] - 0.1 and matterport[24] < ours[24] - 0.03, (matterport, ours)
