@@ -14,7 +14,8 @@ changes it needs to run on TensorFlow 2 applied to its source text at load time 
   tf.to_float, tf.random_shuffle;
 - two lines that need a static shape TensorFlow 2 does not give (SOURCE_FIXES).
 
-This file must not import our `mrcnn`: in this process `mrcnn` is Matterport's.
+This file must not import our `mrcnn`: in this process `mrcnn` is Matterport's (only our toy data sets,
+`mrcnn.samples`, are read from this repository: see _MatterportFinder).
 """
 import importlib.abc
 import importlib.util
@@ -104,10 +105,15 @@ class _FixedSourceLoader(importlib.abc.SourceLoader):
 
 
 class _MatterportFinder(importlib.abc.MetaPathFinder):
-    """`mrcnn` and `matterport_mrcnn` (and their modules) both come from SITE/mrcnn."""
+    """`mrcnn` and `matterport_mrcnn` (and their modules) both come from SITE/mrcnn.
+
+    Except `mrcnn.samples`, the toy data sets (shapes) the tests hand the oracle: Matterport's package
+    has none, so they come from this repository's mrcnn/samples/, and build on Matterport's `utils`.
+    """
 
     def __init__(self, site):
         self.root = Path(site) / "mrcnn"
+        self.samples = Path(__file__).resolve().parents[1] / "mrcnn"
 
     def find_spec(self, fullname, path=None, target=None):
         head, _, tail = fullname.partition(".")
@@ -118,6 +124,12 @@ class _MatterportFinder(importlib.abc.MetaPathFinder):
         if not tail:
             return importlib.util.spec_from_file_location(fullname, self.root / "__init__.py",
                                                           submodule_search_locations=[str(self.root)])
+        if tail.partition(".")[0] == "samples":
+            place = self.samples.joinpath(*tail.split("."))
+            if place.is_dir():
+                return importlib.util.spec_from_file_location(fullname, place / "__init__.py",
+                                                              submodule_search_locations=[str(place)])
+            return importlib.util.spec_from_file_location(fullname, place.with_suffix(".py"))
         file = self.root / f"{tail}.py"
         return importlib.util.spec_from_file_location(fullname, file, loader=_FixedSourceLoader(file, tail))
 
