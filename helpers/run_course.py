@@ -12,6 +12,7 @@ short time budgets::
 import argparse
 import ast
 import json
+import logging
 import shutil
 import sys
 import time
@@ -51,6 +52,7 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
         retire_previous_outputs(running.paths)
     params = {"PROFILE": profile, **(parameters or {})}
     timings = []
+    _quiet_about_form_shows()
     for nb in course_notebooks():
         if only and nb.name[:2] not in only:
             continue
@@ -58,7 +60,9 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
         print(f"== {nb.name} -> {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target}", flush=True)
         start = time.perf_counter()
         try:
-            these = {**form_parameters(nb, running), **params, **(notebook_parameters or {}).get(nb.name[:2], {})}
+            has = set(parameter_names(nb))
+            these = {**form_parameters(nb, running), **{k: v for k, v in params.items() if k in has or k not in DEFAULTS},
+                     **(notebook_parameters or {}).get(nb.name[:2], {})}
             papermill.execute_notebook(str(nb), str(target), parameters=these, cwd=str(NOTEBOOKS_DIR),
                                        kernel_name="python3", progress_bar=False)
         except papermill.PapermillExecutionError as err:
@@ -66,6 +70,22 @@ def run_course(out_dir="runs/demo", profile="smoke", only=None, parameters=None,
                              f"Open {target} to see the cell and its output.") from None
         timings.append((nb.name, time.perf_counter() - start))
     return timings
+
+
+DEFAULTS = ("PROFILE",)   # passed to the notebooks that have it; a -p name reaches all (papermill warns where unknown)
+
+
+class _FormShowsFilter:
+    """Drops papermill's "Passed unknown parameter: FORM_SHOWS": no parameters cell has it, on purpose."""
+
+    def filter(self, record):
+        return record.getMessage() != f"Passed unknown parameter: {FORM_SHOWS}"
+
+
+def _quiet_about_form_shows():
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(f, _FormShowsFilter) for f in logger.filters):
+        logger.addFilter(_FormShowsFilter())
 
 
 def parameter_names(notebook):

@@ -73,6 +73,9 @@ def test_parameters_reach_every_notebook_and_per_notebook_ones_win(tmp_path, mon
     assert calls == [("04", {**smoke.form_values("04"), "FORM_SHOWS": "smoke", "PROFILE": "smoke", "TRAIN_MINUTES": 2}),
                      ("06", {**smoke.form_values("06"), "FORM_SHOWS": "smoke", "PROFILE": "smoke", "TRAIN_MINUTES": 1})]
     assert run_course._parameter_value("2") == 2 and run_course._parameter_value("0.5") == 0.5
+    calls.clear()
+    run_course.run_course(tmp_path / "out", "smoke", only=["00"])
+    assert calls == [("00", {})]          # 00's parameters cell has no PROFILE: it is not passed there
     assert run_course._parameter_value("None") is None and run_course._parameter_value("coco") == "coco"
 
 
@@ -122,3 +125,16 @@ def test_the_injected_cell_makes_the_notebook_run_the_profile_and_p_overrides_wi
 def committed_parameters_source(path):
     cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     return "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])
+
+
+def test_papermill_keeps_warning_about_unknown_parameters_but_form_shows(caplog):
+    """FORM_SHOWS is in no parameters cell on purpose (helpers.profiles): papermill's warning about it is noise."""
+    import logging
+    run_course._quiet_about_form_shows()
+    run_course._quiet_about_form_shows()          # twice: still one filter
+    logger = logging.getLogger("papermill")
+    assert sum(isinstance(f, run_course._FormShowsFilter) for f in logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        logger.warning("Passed unknown parameter: FORM_SHOWS")
+        logger.warning("Passed unknown parameter: EPOCHZ")
+    assert [r.getMessage() for r in caplog.records] == ["Passed unknown parameter: EPOCHZ"]
