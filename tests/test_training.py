@@ -429,6 +429,20 @@ def test_detection_min_confidence_comes_from_the_profile():
                                 inference=True).DETECTION_MIN_CONFIDENCE == 0.33
 
 
+def test_the_course_leaves_at_most_three_of_our_settings_to_the_recipe():
+    """Of the settings Matterport's Config lacks, every profile's config sets all but at most three: those
+    only mrcnn.recipes.ScratchConfig turns on (they matter from random weights alone; docs/benchmarks.md)."""
+    from mrcnn.recipes import ScratchConfig
+    from helpers.profiles import PROFILES
+    from tests.test_mrcnn_config import OURS
+    set_by_course = set()
+    for name in PROFILES:
+        set_by_course |= set(vars(type(training.make_config(get_profile(name), "m", NAMES))))
+    left = OURS - set_by_course
+    assert len(left) <= 3 and left == {"RPN_BBOX_LOSS", "ROI_ALIGN", "CONV_INIT"}
+    assert left <= set(vars(ScratchConfig))
+
+
 def test_layers_heads_trains_the_heads_alone_until_epochs():
     profile = replace(get_profile("colab"), epochs_heads=8, epochs=15, fine_tune_layers="heads")
     assert [s[:2] for s in training.training_stages(profile)] == [("heads", 15)]
