@@ -186,7 +186,8 @@ class Ours(Learner):
         from helpers.training import COURSE_ENGINE
         from mrcnn.config import Config
         from mrcnn.data import make_training_dataset
-        from mrcnn.model import MaskRCNN, MaskRCNNTrainer
+        from mrcnn.model import MaskRCNN
+        from mrcnn.training import build_trainer
 
         keras.utils.set_random_seed(args.seed)
         self.device = f"{len(tf.config.list_physical_devices('GPU'))} GPU(s) visible to TensorFlow"
@@ -207,12 +208,7 @@ class Ours(Learner):
         self.detector = MaskRCNN("inference", config, model_dir)
         self.model.set_trainable(".*")
         # The trainer and optimiser exactly as MaskRCNN.train builds them, all layers trainable.
-        self.trainer = MaskRCNNTrainer(self.model.keras_model, config, name="mask_rcnn_trainer")
-        optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=config.LEARNING_MOMENTUM,
-                                         weight_decay=config.WEIGHT_DECAY or None,
-                                         clipnorm=config.GRADIENT_CLIP_NORM)
-        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-        self.trainer.compile(optimizer=optimizer, jit_compile=False)
+        self.trainer = build_trainer(self.model.keras_model, config, args.lr)
         self.trainer.optimizer.build(self.trainer.trainable_variables)
         self.batches = iter(make_training_dataset(train_set, config, shuffle=True, seed=args.seed))
         self.step = tf.function(self.trainer.train_step, jit_compile=False, reduce_retracing=True)

@@ -176,17 +176,12 @@ def ours_inference(size, warmup, repeat, threads):
 
 def _our_trainer(config, tf):
     """The training network wrapped and compiled exactly as MaskRCNN.train does, all layers trainable."""
-    import keras
-    from mrcnn.model import MaskRCNN, MaskRCNNTrainer
+    from mrcnn.model import MaskRCNN
+    from mrcnn.training import build_trainer
     import tempfile
     model = MaskRCNN("training", config, tempfile.gettempdir())
     model.set_trainable(".*")
-    trainer = MaskRCNNTrainer(model.keras_model, config, name="mask_rcnn_trainer")
-    optimizer = keras.optimizers.SGD(learning_rate=config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM,
-                                     weight_decay=config.WEIGHT_DECAY or None,
-                                     clipnorm=config.GRADIENT_CLIP_NORM)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    trainer.compile(optimizer=optimizer, jit_compile=False)
+    trainer = build_trainer(model.keras_model, config, config.LEARNING_RATE)
     trainer.optimizer.build(trainer.trainable_variables)
     return trainer
 

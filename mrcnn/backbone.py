@@ -192,25 +192,24 @@ def fpn_graph(c2, c3, c4, c5, pyramid_size=256):
     return [p2, p3, p4, p5, p6]
 
 
-def build_backbone(input_image, config):
-    """The feature pyramid [P2, P3, P4, P5, P6] for `input_image`, as `config` asks.
+def build_backbone(input_image, architecture, pyramid_size=256, train_bn=False, conv_init="glorot"):
+    """The feature pyramid [P2, P3, P4, P5, P6] for `input_image` (Config.BACKBONE and its neighbours).
 
-    config.BACKBONE is "resnet50", "resnet101", "resnet18", "resnet34", or a callable with resnet_graph's signature
-    `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
-    The FPN on top has config.TOP_DOWN_PYRAMID_SIZE channels; BatchNorm follows config.TRAIN_BN;
-    the ResNet's kernels start as config.CONV_INIT says.
+    architecture: "resnet50", "resnet101", "resnet18", "resnet34", or a callable with resnet_graph's
+    signature `(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5]` (C1 may be None).
+    The FPN on top has `pyramid_size` channels; BatchNorm follows `train_bn`; the ResNet's kernels
+    start as `conv_init` says.
     """
-    if callable(config.BACKBONE):
-        stages = config.BACKBONE(input_image, stage5=True, train_bn=config.TRAIN_BN)
-        name = getattr(config.BACKBONE, "__qualname__", repr(config.BACKBONE))
+    if callable(architecture):
+        stages = architecture(input_image, stage5=True, train_bn=train_bn)
+        name = getattr(architecture, "__qualname__", repr(architecture))
         if not isinstance(stages, (list, tuple)) or len(stages) != 5 or any(s is None for s in stages[1:]):
-            raise ValueError(f"config.BACKBONE ({name}) must return [C1, C2, C3, C4, C5] "
+            raise ValueError(f"BACKBONE ({name}) must return [C1, C2, C3, C4, C5] "
                              "(five feature maps, C1 may be None)")
     else:
-        stages = resnet_graph(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN,
-                              conv_init=config.CONV_INIT)
+        stages = resnet_graph(input_image, architecture, stage5=True, train_bn=train_bn, conv_init=conv_init)
     _, c2, c3, c4, c5 = stages
-    return fpn_graph(c2, c3, c4, c5, pyramid_size=config.TOP_DOWN_PYRAMID_SIZE)
+    return fpn_graph(c2, c3, c4, c5, pyramid_size=pyramid_size)
 
 
 def get_imagenet_weights(cache_dir=None):

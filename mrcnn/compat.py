@@ -2,8 +2,9 @@
 
 Tutorials and users' scripts written for Matterport's Mask R-CNN call these through
 `mrcnn.model` (`import mrcnn.model as modellib`), which re-exports them: `log`,
-`load_image_gt`, `data_generator`, the ResNet building blocks, a few per-image graph functions,
-and the numpy helpers of Matterport's data generator (`generate_random_rois`,
+`load_image_gt`, `data_generator`, the layers that Matterport built from a config (ProposalLayer,
+DetectionTargetLayer, DetectionLayer: ours take plain values), the ResNet building blocks, a
+few per-image graph functions, and the numpy helpers of Matterport's data generator (`generate_random_rois`,
 `build_detection_targets`). They keep Matterport's signatures and return values; where they are
 built on our modules they say so, and where Keras 3 changes the meaning the docstring says how.
 
@@ -16,12 +17,10 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import backbone, data, utils
+from mrcnn import backbone, data, detection, proposals, targets, utils
 from mrcnn.augment import apply_augmentation
-from mrcnn.detection import DetectionLayer
 from mrcnn.losses import smooth_l1
 from mrcnn.meta import mold_image
-from mrcnn.targets import DetectionTargetLayer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +44,50 @@ def log(text, array=None):
         high = f"{array.max():10.5f}" if array.size else " " * 10
         text = f"{text:<25}shape: {str(array.shape):20}  min: {low}  max: {high}  {array.dtype}"
     print(text)
+
+
+# -- the stage layers, built from a config (Matterport's signatures) ---------------------------
+
+def _settings(owner, config, given, names):
+    """`given` (keyword arguments) with every argument of `names` {argument: config attribute}
+    that is missing or None filled from `config`; neither is a ValueError naming `owner`."""
+    settings = dict(given)
+    for argument, attribute in names.items():
+        if settings.get(argument) is None:
+            if config is None:
+                raise ValueError(f"{owner} needs a config (or {argument})")
+            settings[argument] = getattr(config, attribute)
+    return settings
+
+
+class ProposalLayer(proposals.ProposalLayer):
+    """mrcnn.proposals.ProposalLayer as Matterport's made it: ProposalLayer(proposal_count,
+    nms_threshold, config); pre_nms_limit and rpn_bbox_std_dev given by name win over the config's."""
+
+    def __init__(self, proposal_count, nms_threshold, config=None, **kwargs):
+        super().__init__(proposal_count, nms_threshold, **_settings("ProposalLayer", config, kwargs, {
+            "pre_nms_limit": "PRE_NMS_LIMIT", "rpn_bbox_std_dev": "RPN_BBOX_STD_DEV"}))
+
+
+class DetectionTargetLayer(targets.DetectionTargetLayer):
+    """mrcnn.targets.DetectionTargetLayer as Matterport's made it: DetectionTargetLayer(config);
+    its settings given by name (train_rois_per_image=...) win over the config's."""
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(**_settings("DetectionTargetLayer", config, kwargs, {
+            "train_rois_per_image": "TRAIN_ROIS_PER_IMAGE", "roi_positive_ratio": "ROI_POSITIVE_RATIO",
+            "bbox_std_dev": "BBOX_STD_DEV", "mask_shape": "MASK_SHAPE", "use_mini_mask": "USE_MINI_MASK",
+            "mask_target_sampling": "MASK_TARGET_SAMPLING", "image_shape": "IMAGE_SHAPE"}))
+
+
+class DetectionLayer(detection.DetectionLayer):
+    """mrcnn.detection.DetectionLayer as Matterport's made it: DetectionLayer(config); its settings
+    given by name (min_confidence=...) win over the config's."""
+
+    def __init__(self, config=None, **kwargs):
+        super().__init__(**_settings("DetectionLayer", config, kwargs, {
+            "max_instances": "DETECTION_MAX_INSTANCES", "min_confidence": "DETECTION_MIN_CONFIDENCE",
+            "nms_threshold": "DETECTION_NMS_THRESHOLD", "bbox_std_dev": "BBOX_STD_DEV"}))
 
 
 # -- ResNet, with Matterport's defaults -------------------------------------------------------

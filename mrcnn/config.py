@@ -441,13 +441,3 @@ def upgrade_settings(values, source="saved config"):
             continue
         upgraded[name] = FORMER_VALUES.get(name, {}).get(value, value) if isinstance(value, str) else value
     return upgraded
-
-
-def setting_or_config(value, config, name, owner):
-    """`value` when given, else `config.<name>`: for layers that take a config or explicit values
-    (explicit values let them rebuild from get_config()). Neither is a ValueError naming `owner`."""
-    if value is not None:
-        return value
-    if config is None:
-        raise ValueError(f"{owner} needs a config (or {name.lower()})")
-    return getattr(config, name)

@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.box_graph import apply_box_deltas_graph, clip_boxes_graph
-from mrcnn.config import setting_or_config
 
 
 def normalised_windows_graph(image_meta):
@@ -45,8 +44,7 @@ class DetectionLayer(keras.layers.Layer):
     Output: detections (B, DETECTION_MAX_INSTANCES, 6) float32 [y1, x1, y2, x2, class_id, score].
     """
 
-    def __init__(self, config=None, max_instances=None, min_confidence=None, nms_threshold=None,
-                 bbox_std_dev=None, **kwargs):
+    def __init__(self, max_instances, min_confidence, nms_threshold, bbox_std_dev, **kwargs):
         # Box decoding, scores and NMS in float32 whatever the global dtype policy (mixed precision):
         # the detections are the network's result, and float16 would round boxes and tie scores.
         kwargs.setdefault("dtype", "float32")
@@ -54,14 +52,10 @@ class DetectionLayer(keras.layers.Layer):
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
         self.supports_jit = False
-
-        def setting(value, name):
-            return setting_or_config(value, config, name, "DetectionLayer")
-
-        self.max_instances = int(setting(max_instances, "DETECTION_MAX_INSTANCES"))
-        self.min_confidence = float(setting(min_confidence, "DETECTION_MIN_CONFIDENCE"))
-        self.nms_threshold = float(setting(nms_threshold, "DETECTION_NMS_THRESHOLD"))
-        self.bbox_std_dev = [float(v) for v in np.asarray(setting(bbox_std_dev, "BBOX_STD_DEV")).ravel()]
+        self.max_instances = int(max_instances)
+        self.min_confidence = float(min_confidence)
+        self.nms_threshold = float(nms_threshold)
+        self.bbox_std_dev = [float(v) for v in np.asarray(bbox_std_dev).ravel()]
 
     def get_config(self):
         base = super().get_config()

@@ -79,7 +79,7 @@ def rpn_class_loss_graph(rpn_match, rpn_class_logits):
     return _mean_or_zero(losses)
 
 
-def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="per_positive"):
+def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="per_positive", std_dev=None):
     """RPN box loss: smooth-L1 between positive anchors' predicted deltas and their targets.
 
     target_bbox (B, R, 4): per image, the targets of its positive anchors in anchor order,
@@ -90,7 +90,8 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="per_posi
     form "per_positive": beta 1 on the scaled deltas, the mean over every coordinate of the
     positives (`config` is then unused). form "per_sampled": the deltas back in box units
     (times RPN_BBOX_STD_DEV), beta 1/9, summed over the positives and divided by the number of
-    sampled anchors (positive and negative), as torchvision's RPN does.
+    sampled anchors (positive and negative), as torchvision's RPN does. std_dev: that
+    RPN_BBOX_STD_DEV as a value (then `config` may be None); `config` is Matterport's argument.
     """
     target_bbox = tf.cast(target_bbox, tf.float32)
     match = _squeeze_match(rpn_match)
@@ -106,7 +107,7 @@ def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox, form="per_posi
         return _mean_or_zero(smooth_l1(targets, predicted))
     if form != "per_sampled":
         raise ValueError(f"rpn_bbox_loss_graph: form must be one of {BOX_LOSS_FORMS}, not {form!r}")
-    std_dev = tf.constant(config.RPN_BBOX_STD_DEV, tf.float32)
+    std_dev = tf.constant(config.RPN_BBOX_STD_DEV if std_dev is None else std_dev, tf.float32)
     sampled = tf.reduce_sum(tf.cast(tf.not_equal(match, 0), tf.float32))
     return _ratio(tf.reduce_sum(smooth_l1(targets * std_dev, predicted * std_dev, 1.0 / 9.0)), sampled)
 

@@ -22,22 +22,18 @@ class ProposalLayer(keras.layers.Layer):
     zero-padded rows at the end when fewer boxes survive.
     """
 
-    def __init__(self, proposal_count, nms_threshold, config=None, pre_nms_limit=None,
-                 rpn_bbox_std_dev=None, **kwargs):
+    def __init__(self, proposal_count, nms_threshold, pre_nms_limit, rpn_bbox_std_dev, **kwargs):
         # Box decoding, clipping and NMS in float32 whatever the global dtype policy: in float16
         # a normalised coordinate near 1 moves in steps of 1/2048 (a quarter pixel at 512 px,
         # more after exp() of a delta), and near-equal scores would tie.
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if config is None and (pre_nms_limit is None or rpn_bbox_std_dev is None):
-            raise ValueError("ProposalLayer needs a config (or pre_nms_limit and rpn_bbox_std_dev)")
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
         self.supports_jit = False
         self.proposal_count = int(proposal_count)
         self.nms_threshold = float(nms_threshold)
-        self.pre_nms_limit = int(config.PRE_NMS_LIMIT if pre_nms_limit is None else pre_nms_limit)
-        std = config.RPN_BBOX_STD_DEV if rpn_bbox_std_dev is None else rpn_bbox_std_dev
-        self.rpn_bbox_std_dev = [float(v) for v in np.asarray(std).ravel()]
+        self.pre_nms_limit = int(pre_nms_limit)
+        self.rpn_bbox_std_dev = [float(v) for v in np.asarray(rpn_bbox_std_dev).ravel()]
 
     def get_config(self):
         base = super().get_config()

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.box_graph import box_refinement_graph, overlaps_graph, trim_zeros_graph
-from mrcnn.config import MASK_GRIDS, setting_or_config
+from mrcnn.config import MASK_GRIDS
 
 POSITIVE_IOU = 0.5
 CROWD_IOU = 0.001
@@ -73,9 +73,8 @@ class DetectionTargetLayer(keras.layers.Layer):
     target_mask (B, T, MASK_SHAPE[0], MASK_SHAPE[1]) float32 in {0, 1}.
     """
 
-    def __init__(self, config=None, train_rois_per_image=None, roi_positive_ratio=None,
-                 bbox_std_dev=None, mask_shape=None, use_mini_mask=None,
-                 mask_target_sampling=None, image_shape=None, **kwargs):
+    def __init__(self, train_rois_per_image, roi_positive_ratio, bbox_std_dev, mask_shape, use_mini_mask,
+                 mask_target_sampling, image_shape, **kwargs):
         # IoU, sampling and box/mask targets in float32 whatever the global dtype policy (mixed
         # precision): targets rounded to float16 would teach the heads float16's rounding.
         kwargs.setdefault("dtype", "float32")
@@ -83,20 +82,16 @@ class DetectionTargetLayer(keras.layers.Layer):
 
         # Data-dependent shapes (NMS, sampling) cannot be XLA-compiled: keep Keras' jit off.
         self.supports_jit = False
-
-        def setting(value, name):
-            return setting_or_config(value, config, name, "DetectionTargetLayer")
-
-        self.train_rois_per_image = int(setting(train_rois_per_image, "TRAIN_ROIS_PER_IMAGE"))
-        self.roi_positive_ratio = float(setting(roi_positive_ratio, "ROI_POSITIVE_RATIO"))
-        self.bbox_std_dev = [float(v) for v in np.asarray(setting(bbox_std_dev, "BBOX_STD_DEV")).ravel()]
-        self.mask_shape = [int(v) for v in setting(mask_shape, "MASK_SHAPE")]
-        self.use_mini_mask = bool(setting(use_mini_mask, "USE_MINI_MASK"))
-        self.mask_target_sampling = str(setting(mask_target_sampling, "MASK_TARGET_SAMPLING"))
+        self.train_rois_per_image = int(train_rois_per_image)
+        self.roi_positive_ratio = float(roi_positive_ratio)
+        self.bbox_std_dev = [float(v) for v in np.asarray(bbox_std_dev).ravel()]
+        self.mask_shape = [int(v) for v in mask_shape]
+        self.use_mini_mask = bool(use_mini_mask)
+        self.mask_target_sampling = str(mask_target_sampling)
         if self.mask_target_sampling not in MASK_GRIDS:
             raise ValueError(f"DetectionTargetLayer: mask_target_sampling must be one of {MASK_GRIDS}, "
                              f"not {self.mask_target_sampling!r}")
-        self.image_shape = [int(v) for v in setting(image_shape, "IMAGE_SHAPE")[:2]]
+        self.image_shape = [int(v) for v in image_shape[:2]]
         self.positive_quota = int(self.train_rois_per_image * self.roi_positive_ratio)
 
     def get_config(self):

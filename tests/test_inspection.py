@@ -16,11 +16,10 @@ matplotlib.use("Agg")
 
 from helpers import inspection  # noqa: E402
 from mrcnn import utils  # noqa: E402
+from mrcnn.compat import DetectionLayer, ProposalLayer  # noqa: E402  (Matterport's signatures)
 from mrcnn.config import Config  # noqa: E402
 from mrcnn.data import build_rpn_targets, get_anchors  # noqa: E402
-from mrcnn.detection import DetectionLayer  # noqa: E402
 from mrcnn.meta import compose_image_meta  # noqa: E402
-from mrcnn.proposals import ProposalLayer  # noqa: E402
 
 
 class SmallConfig(Config):

@@ -155,6 +155,12 @@ def tiny_resnet_like(input_image, stage5=True, train_bn=False):
     return stages
 
 
+def build_backbone(image, config):
+    """backbone.build_backbone with the settings build_network hands it."""
+    return backbone.build_backbone(image, config.BACKBONE, config.TOP_DOWN_PYRAMID_SIZE, config.TRAIN_BN,
+                                   config.CONV_INIT)
+
+
 def test_build_backbone_uses_resnet_graph_and_the_config(monkeypatch):
     calls = []
 
@@ -166,7 +172,7 @@ def test_build_backbone_uses_resnet_graph_and_the_config(monkeypatch):
     config = Config(NAME="t", BACKBONE="resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, TOP_DOWN_PYRAMID_SIZE=32,
                     CONV_INIT="he")
     image = keras.Input(tuple(int(v) for v in config.IMAGE_SHAPE))
-    pyramid = backbone.build_backbone(image, config)
+    pyramid = build_backbone(image, config)
     assert calls == [("resnet50", True, False, "he")]
     shapes = [list(p.shape[1:3]) for p in pyramid]
     assert shapes == meta.compute_backbone_shapes(config, config.IMAGE_SHAPE).tolist()
@@ -183,13 +189,13 @@ def test_build_backbone_calls_a_custom_backbone():
     config = Config(NAME="t", BACKBONE=tiny_backbone, TRAIN_BN=True, IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=64,
                     TOP_DOWN_PYRAMID_SIZE=8,
                     COMPUTE_BACKBONE_SHAPE=lambda shape: [[shape[0] // s, shape[1] // s] for s in (4, 8, 16, 32, 64)])
-    pyramid = backbone.build_backbone(keras.Input((64, 64, 3)), config)
+    pyramid = build_backbone(keras.Input((64, 64, 3)), config)
     assert calls == [(True, True)]
     assert [list(p.shape[1:3]) for p in pyramid] == meta.compute_backbone_shapes(config, (64, 64, 3)).tolist()
 
     config.BACKBONE = lambda image, stage5=True, train_bn=False: [image]
     with pytest.raises(ValueError, match="C1, C2, C3, C4, C5"):
-        backbone.build_backbone(keras.Input((64, 64, 3)), config)
+        build_backbone(keras.Input((64, 64, 3)), config)
 
 
 def test_get_imagenet_weights_asks_keras_for_the_checked_file(monkeypatch, tmp_path):

@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from mrcnn import meta, utils
+from mrcnn.compat import DetectionLayer  # Matterport's signature (config)
 from mrcnn.config import Config
-from mrcnn.detection import DetectionLayer, normalised_windows_graph
+from mrcnn.detection import normalised_windows_graph
 
 CLASSES = 5
 

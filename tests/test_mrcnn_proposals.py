@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from mrcnn import utils
+from mrcnn.compat import ProposalLayer  # Matterport's signature (count, threshold, config)
 from mrcnn.config import Config
 from mrcnn.data import get_anchors
 from mrcnn.meta import compute_backbone_shapes
-from mrcnn.proposals import ProposalLayer
 
 
 def small_config(**overrides):

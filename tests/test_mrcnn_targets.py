@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from mrcnn import utils
+from mrcnn.compat import DetectionTargetLayer  # Matterport's signature (config)
 from mrcnn.config import Config
-from mrcnn.targets import DetectionTargetLayer
 
 SIZE = 64
 MINI = (16, 16)
