@@ -144,7 +144,7 @@ class Config:
     GRADIENT_CLIP_NORM = 5.0         # each variable's gradient clipped to this norm on its own (Matterport's
                                      # Keras 2 clipnorm), so one steep layer does not shrink all the others
     KEEP_CHECKPOINTS = None          # None keeps every epoch's checkpoint (Matterport); N keeps the newest N
-                                     # of a run (a ResNet-101 checkpoint is ~250 MB: Colab's disk fills)
+                                     # of a run (a ResNet-101 checkpoint is large: Colab's disk fills)
     MIXED_PRECISION = False          # True: the network is built with Keras' "mixed_float16" policy (float16
                                      # arithmetic, float32 weights, so weight files are the same either way)
                                      # and trained with dynamic loss scaling; anchors, proposals, targets,

@@ -12,7 +12,7 @@ background. With DETECTION_MIN_CONFIDENCE >= 0.5 (Matterport's default is 0.7) t
 the same detections: probabilities sum to 1, so a class above 0.5 is the ROI's most likely one.
 Below 0.5 they differ: an ROI may give several classes, and a young model that still calls
 everything background gives its best foreground guesses instead of nothing, which is what COCO
-AP ranks (measured in bench/bench_learning.py; torchvision does the same).
+AP ranks (docs/benchmarks.md has the measurements; torchvision does the same).
 
 Output rows are [y1, x1, y2, x2, class_id, score], boxes normalised to the resized (padded)
 image, best first, zero rows as padding -- Matterport's layout.

@@ -69,8 +69,8 @@ class FullImageConv2D(keras.layers.Conv2D):
     """A 'valid' conv whose kernel covers the whole input: computed as one matrix product.
 
     Same weights as Conv2D (kernel (kh, kw, C, F), so Matterport's files load), same result,
-    but TensorFlow's CPU gradient of a 7x7 conv on 7x7 inputs is about 80 times slower
-    than the gradient of the equivalent matmul (and a 1x1 conv on 1x1 inputs is slow too).
+    but TensorFlow's CPU gradient of a 7x7 conv on 7x7 inputs is much slower than the
+    gradient of the equivalent matmul (and a 1x1 conv on 1x1 inputs is slow too).
     """
 
     def call(self, inputs):

@@ -15,9 +15,9 @@ from keras import layers
 def _paper_init():
     """Faster R-CNN (Ren et al. 2015, section 3.1.3): new layers start from N(0, 0.01^2), biases 0.
 
-    With Keras' default (Glorot uniform) the untrained box branch predicts deltas of about half
-    an RPN_BBOX_STD_DEV unit at random; from random weights its loss then starts near 3.3
-    instead of 0.9 and was still 2.5 after 32 iterations (README, "new layers").
+    With Keras' default (Glorot uniform) the untrained box branch predicts sizeable random
+    deltas, so from random weights the RPN's loss starts higher and falls more slowly
+    (measurements: docs/benchmarks.md).
     """
     return keras.initializers.RandomNormal(stddev=0.01)
 

@@ -369,7 +369,7 @@ def _resize_bilinear(image, height, width):
     aliasing when shrinking), values kept in the image's range, then cast back to the image's
     dtype (numpy's cast: an integer image's values are truncated, not rounded).
     """
-    import skimage.transform   # here: importing scikit-image costs ~0.5 s, and most uses never resize
+    import skimage.transform   # here: importing scikit-image is slow, and most uses never resize
     resized = skimage.transform.resize(image, (height, width), order=1, mode="constant", preserve_range=True)
     return resized.astype(image.dtype)
 
