@@ -15,12 +15,14 @@ everything background gives its best foreground guesses instead of nothing, whic
 AP ranks (docs/benchmarks.md has the measurements; torchvision does the same).
 
 Output rows are [y1, x1, y2, x2, class_id, score], boxes normalised to the resized (padded)
-image, best first, zero rows as padding -- Matterport's layout.
+image, best first, zero rows as padding -- Matterport's layout. unmold_detections (numpy) turns
+one image's rows and masks into boxes and masks of the original image.
 """
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn import utils
 from mrcnn.box_graph import apply_box_deltas_graph, clip_boxes_graph
 
 
@@ -93,3 +95,50 @@ class DetectionLayer(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor((inputs[0].shape[0], self.max_instances, 6), dtype="float32")
+
+
+def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window, mask_grid="resized"):
+    """One image's detection rows and masks -> boxes, class ids, scores, full-size masks (numpy).
+
+    detections (K, 6) and mrcnn_mask (K, h, w, C) are DetectionLayer's and the mask head's rows of
+    one image; `window` is where the picture lies in the molded image of `image_shape`. Boxes come
+    back in pixels of the original image, masks (H, W, N) bool at its size. mask_grid
+    (Config.MASK_TARGET_SAMPLING): "resized" pastes as Matterport's (rounded boxes), "pixel_centres"
+    at the unrounded box, the grid the mask targets were sampled on.
+    """
+    keep = np.where(detections[:, 4] > 0)[0]
+    detections, count = detections[keep], len(keep)
+    boxes = detections[:, :4]
+    class_ids = detections[:, 4].astype(np.int32)
+    scores = detections[:, 5].astype(np.float32)
+    masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
+
+    if mask_grid == "resized":
+        return _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window)
+    # From normalised coordinates of the molded image to pixel edges of the original image:
+    # the molded image is the original scaled into `window`, so edges map linearly.
+    edges = utils.molded_to_original_edges(boxes, image_shape, window, original_image_shape)
+    boxes = np.rint(edges).astype(np.int32)
+
+    nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+    boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
+    height, width = original_image_shape[:2]
+    # Masks go where the box really is (fractional edges), not where its rounding puts it.
+    full = [utils.unmold_mask(m, e, original_image_shape) for m, e in zip(masks, edges[nonempty])]
+    full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
+    return boxes, class_ids, scores, full_masks
+
+
+def _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window):
+    """unmold_detections as Matterport's: boxes rounded to whole pixels of the original image (through
+    normalised window coordinates), each mask resized to its rounded box (utils.resize_mask_to_box)."""
+    window = utils.norm_boxes(np.asarray(window, dtype=np.float64), image_shape[:2]).astype(np.float64)
+    window_size = np.tile(window[2:] - window[:2], 2)
+    on_window = (np.asarray(boxes, dtype=np.float64) - np.tile(window[:2], 2)) / window_size
+    boxes = utils.denorm_boxes(on_window, original_image_shape[:2])
+    nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+    boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
+    height, width = original_image_shape[:2]
+    full = [utils.resize_mask_to_box(m, b, original_image_shape) for m, b in zip(masks, boxes)]
+    full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
+    return boxes, class_ids, scores, full_masks

@@ -28,6 +28,7 @@ import numpy as np
 from mrcnn import utils, weights
 from mrcnn.backbone import get_imagenet_weights as _imagenet_weights_path
 from mrcnn.data import get_anchors, make_inference_inputs, make_training_dataset
+from mrcnn.detection import unmold_detections
 from mrcnn.network import ancestor, build_network
 from mrcnn.training import (CHECKPOINT_PATTERN, LAYER_REGEX, RUN_DIR_PATTERN, build_trainer, calibrate_batch_norm,
                             distribution_strategy, train_callbacks)
@@ -58,21 +59,6 @@ from mrcnn.roi_align import PyramidROIAlign  # noqa: F401
 from mrcnn.rpn import build_rpn_model, rpn_graph  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-
-def _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window):
-    """unmold_detections as Matterport's: boxes rounded to whole pixels of the original image (through
-    normalised window coordinates), each mask resized to its rounded box (utils.resize_mask_to_box)."""
-    window = utils.norm_boxes(np.asarray(window, dtype=np.float64), image_shape[:2]).astype(np.float64)
-    window_size = np.tile(window[2:] - window[:2], 2)
-    on_window = (np.asarray(boxes, dtype=np.float64) - np.tile(window[:2], 2)) / window_size
-    boxes = utils.denorm_boxes(on_window, original_image_shape[:2])
-    nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
-    boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
-    height, width = original_image_shape[:2]
-    full = [utils.resize_mask_to_box(m, b, original_image_shape) for m, b in zip(masks, boxes)]
-    full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
-    return boxes, class_ids, scores, full_masks
 
 
 class MaskRCNN:
@@ -356,27 +342,8 @@ class MaskRCNN:
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
         """One image's detection rows and masks -> boxes, class ids, scores, full-size masks."""
-        keep = np.where(detections[:, 4] > 0)[0]
-        detections, count = detections[keep], len(keep)
-        boxes = detections[:, :4]
-        class_ids = detections[:, 4].astype(np.int32)
-        scores = detections[:, 5].astype(np.float32)
-        masks = mrcnn_mask[keep, :, :, class_ids] if count else np.zeros((0,) + mrcnn_mask.shape[1:3])
-
-        if self.config.MASK_TARGET_SAMPLING == "resized":
-            return _unmold_as_matterport(boxes, class_ids, scores, masks, original_image_shape, image_shape, window)
-        # From normalised coordinates of the molded image to pixel edges of the original image:
-        # the molded image is the original scaled into `window`, so edges map linearly.
-        edges = utils.molded_to_original_edges(boxes, image_shape, window, original_image_shape)
-        boxes = np.rint(edges).astype(np.int32)
-
-        nonempty = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
-        boxes, class_ids, scores, masks = boxes[nonempty], class_ids[nonempty], scores[nonempty], masks[nonempty]
-        height, width = original_image_shape[:2]
-        # Masks go where the box really is (fractional edges), not where its rounding puts it.
-        full = [utils.unmold_mask(m, e, original_image_shape) for m, e in zip(masks, edges[nonempty])]
-        full_masks = np.stack(full, axis=-1) if full else np.zeros((height, width, 0), dtype=bool)
-        return boxes, class_ids, scores, full_masks
+        return unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window,
+                                 self.config.MASK_TARGET_SAMPLING)
 
     # -- Matterport's remaining methods (their tutorials call them) ------------------------
     def build(self, mode, config):

@@ -7,9 +7,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from mrcnn import losses, utils, visualize
+from mrcnn import utils, visualize
 from mrcnn.config import Config
-from mrcnn.model import LAYER_REGEX, MaskRCNN, PositiveImageIds, PositiveRows, WeightsCheckpoint
+from mrcnn.model import LAYER_REGEX, MaskRCNN
 from mrcnn.samples.shapes import CLASS_NAMES, ShapesDataset
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "photos"
@@ -77,23 +77,6 @@ def test_train_checkpoints_and_resume_counting_on(tmp_path, shapes):
         assert np.isfinite(float(rows[-1][name])) and np.isfinite(float(rows[-1]["val_" + name]))
     fig = visualize.plot_loss(first.parent / "training_log.csv")
     fig.savefig(tmp_path / "loss.png")
-
-
-def test_keep_checkpoints_leaves_the_newest_of_this_run(tmp_path):
-    network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
-    (tmp_path / "mask_rcnn_run_0009.h5").write_bytes(b"from an abandoned longer run")
-    (tmp_path / "mask_rcnn_other_0001.h5").write_bytes(b"another config's checkpoint")
-    saver = WeightsCheckpoint(network, tmp_path / "mask_rcnn_run_{epoch:04d}.h5", keep=2)
-    for epoch in range(5):
-        saver.on_epoch_end(epoch)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "mask_rcnn_other_0001.h5", "mask_rcnn_run_0004.h5", "mask_rcnn_run_0005.h5", "mask_rcnn_run_0009.h5"]
-
-    everything = tmp_path / "all"
-    saver = WeightsCheckpoint(network, everything / "mask_rcnn_run_{epoch:04d}.h5")
-    for epoch in range(3):
-        saver.on_epoch_end(epoch)
-    assert len(list(everything.iterdir())) == 3          # None: Matterport's rule, every epoch kept
 
 
 def test_layer_rules_freeze_the_backbone_for_heads(tmp_path):
@@ -188,115 +171,3 @@ def test_clear_errors(tmp_path):
     inference = MaskRCNN("inference", TinyConfig(), tmp_path)
     with pytest.raises(RuntimeError, match="mode='training'"):
         inference.train(None, None, 0.001, 1, "heads")
-
-
-def test_calibrate_batch_norm_sets_the_data_statistics_and_restores_settings(tmp_path, shapes):
-    from mrcnn.data import make_training_dataset
-    from mrcnn.model import batch_norm_layers
-
-    config = TinyConfig(TRAIN_BN=False, BATCH_NORM_MOMENTUM=0.9)
-    model = MaskRCNN("training", config, tmp_path)
-    layers = list(batch_norm_layers(model.keras_model))
-    assert any(layer.name == "mrcnn_class_bn1" for layer in layers)        # per-ROI layers are found too
-    assert all(layer.momentum == 0.9 for layer in layers)
-    bn = model.keras_model.get_layer("bn_conv1")
-    assert np.allclose(bn.moving_mean.numpy(), 0) and np.allclose(bn.moving_variance.numpy(), 1)
-
-    # oracle: the mean over two batches of conv1's per-channel batch mean, from a sub-model
-    conv1 = keras.Model(model.keras_model.get_layer("input_image").output, model.keras_model.get_layer("conv1").output)
-    data = iter(make_training_dataset(shapes, config, shuffle=True, seed=3))
-    expected = np.mean([conv1(next(data)["input_image"]).numpy().mean(axis=(0, 1, 2)) for _ in range(2)], axis=0)
-
-    assert model.calibrate_batch_norm(shapes, batches=2, seed=3) == len(layers)
-    assert np.allclose(bn.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert all(layer.momentum == 0.9 and layer.train_bn is False for layer in layers)
-
-
-def test_calibrate_trainable_only_leaves_frozen_layers_statistics(tmp_path, shapes):
-    from mrcnn.model import batch_norm_layers
-
-    model = MaskRCNN("training", TinyConfig(), tmp_path)
-    model.set_trainable(LAYER_REGEX["heads"])
-    heads = [layer for layer in batch_norm_layers(model.keras_model) if layer.trainable]
-    assert {layer.name for layer in heads} >= {"mrcnn_class_bn1", "mrcnn_mask_bn4"}
-    assert model.calibrate_batch_norm(shapes, batches=2, seed=3, trainable_only=True) == len(heads)
-    bn = model.keras_model.get_layer("bn_conv1")                       # frozen: never measured
-    assert np.allclose(bn.moving_mean.numpy(), 0) and np.allclose(bn.moving_variance.numpy(), 1)
-    assert not bn.trainable
-    head = model.keras_model.get_layer("mrcnn_class_bn1").layer
-    assert not np.allclose(head.moving_mean.numpy(), 0)
-
-
-def test_precise_batch_norm_measures_every_epoch_before_validation_and_checkpoint(tmp_path, shapes, monkeypatch):
-    from mrcnn.data import make_training_dataset
-
-    config = TinyConfig(PRECISE_BN_BATCHES=2, STEPS_PER_EPOCH=2, BATCH_NORM_MOMENTUM=0.9)
-    model = MaskRCNN("training", config, tmp_path)
-    events = []
-    measure = model.calibrate_batch_norm
-
-    def spy(dataset, batches, seed, trainable_only):
-        events.append(("measure", batches, seed, trainable_only))
-        return measure(dataset, batches=batches, seed=seed, trainable_only=trainable_only)
-
-    monkeypatch.setattr(model, "calibrate_batch_norm", spy)
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            events.append(("step", batch))
-
-        def on_test_begin(self, logs=None):
-            events.append(("validate",))
-
-        def on_epoch_end(self, epoch, logs=None):
-            events.append(("checkpoint", epoch))
-
-    model.train(shapes, shapes, learning_rate=0.001, epochs=2, layers="all", verbose=0, seed=5,
-                custom_callbacks=[Record()])
-    # after the last step of each epoch (train()'s callbacks come before the user's, so the
-    # measurement is logged before Record hears of that step), before validation and the
-    # checkpoint; seed + epoch + 1: each epoch measures on other batches than the one before
-    assert events == [("step", 0), ("measure", 2, 6, True), ("step", 1), ("validate",), ("checkpoint", 0),
-                      ("step", 0), ("measure", 2, 7, True), ("step", 1), ("validate",), ("checkpoint", 1)]
-
-    # oracle: the checkpoint's bn_conv1 statistics are the mean over the 2 batches of epoch 2's
-    # measurement of conv1's per-channel batch mean, computed from the trained conv1 alone
-    keras_model = model.keras_model
-    conv1 = keras.Model(keras_model.get_layer("input_image").output, keras_model.get_layer("conv1").output)
-    data = iter(make_training_dataset(shapes, config, shuffle=True, seed=7))
-    expected = np.mean([conv1(next(data)["input_image"]).numpy().mean(axis=(0, 1, 2)) for _ in range(2)], axis=0)
-    saved = MaskRCNN("training", config, tmp_path / "fresh")
-    saved.load_weights(model.find_last(), by_name=True)
-    assert np.allclose(saved.keras_model.get_layer("bn_conv1").moving_mean.numpy(), expected, rtol=1e-4, atol=1e-4)
-
-
-def test_positive_rows_keep_the_mask_loss_of_the_padded_rows():
-    """The mask head on the packed positive rows gives the loss it gave on every (B, T) row."""
-    rng = np.random.default_rng(7)
-    class_ids = np.array([[2, 1, 3, 0, 0, 0], [1, 0, 0, 0, 0, 0]], np.int32)
-    predicted = rng.uniform(0.02, 0.98, size=(2, 6, 4, 4, 4)).astype(np.float32)
-    targets = rng.integers(0, 2, size=(2, 6, 4, 4)).astype(np.float32)
-    padded = float(losses.mrcnn_mask_loss_graph(targets, class_ids, predicted))
-
-    pack = PositiveRows()
-    packed_ids = np.asarray(pack([class_ids, class_ids]))
-    packed = float(losses.mrcnn_mask_loss_graph(pack([class_ids, targets]), packed_ids,
-                                                pack([class_ids, predicted])))
-    assert packed_ids.tolist() == [[2, 1, 3, 1]]
-    assert np.asarray(PositiveImageIds()(class_ids)).tolist() == [[0, 0, 0, 1]]
-    # Oracle: binary cross-entropy of each positive's own class channel, by brute force.
-    terms = [-(t * np.log(p) + (1 - t) * np.log(1 - p))
-             for b, n in zip(*np.nonzero(class_ids))
-             for t, p in [(targets[b, n], predicted[b, n, :, :, class_ids[b, n]].astype(np.float64))]]
-    assert padded == pytest.approx(np.mean(terms), rel=1e-6)
-    assert packed == pytest.approx(padded, rel=1e-6)
-
-
-def test_positive_rows_of_a_batch_without_positives_is_one_zero_row():
-    class_ids = np.zeros((2, 3), np.int32)
-    values = np.ones((2, 3, 2, 2), np.float32)
-    rows = np.asarray(PositiveRows()([class_ids, values]))
-    assert rows.shape == (1, 1, 2, 2) and not rows.any()
-    assert np.asarray(PositiveImageIds()(class_ids)).tolist() == [[0]]
-    assert float(losses.mrcnn_mask_loss_graph(rows, np.zeros((1, 1), np.int32),
-                                              np.full((1, 1, 2, 2, 3), 0.5, np.float32))) == 0.0
