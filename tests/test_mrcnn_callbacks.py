@@ -11,6 +11,7 @@ from mrcnn.callbacks import TimeBudget, TrainingProgress, eta_seconds, format_se
 from mrcnn.model import MaskRCNN
 from mrcnn.samples.shapes import ShapesDataset
 from tests.test_mrcnn_model import TinyConfig
+from tests.test_mrcnn_training import record_events
 
 
 class FakeClock:
@@ -166,26 +167,10 @@ def test_train_with_a_budget_stops_saves_measures_and_reports(tmp_path, shapes, 
     config = TinyConfig(STEPS_PER_EPOCH=4, PRECISE_BN_BATCHES=1, KEEP_CHECKPOINTS=None)
     model = MaskRCNN("training", config, tmp_path)
     clock, events = FakeClock(), []
-    measure = model.calibrate_batch_norm
-
-    def spy(dataset, batches, seed, trainable_only):
-        events.append(("measure",))
-        return measure(dataset, batches=batches, seed=seed, trainable_only=trainable_only)
-
-    monkeypatch.setattr(model, "calibrate_batch_norm", spy)
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            events.append(("step", batch))
-
-        def on_test_begin(self, logs=None):
-            events.append(("validate",))
-
-        def on_epoch_end(self, epoch, logs=None):
-            events.append(("checkpoint", epoch, Path(model.checkpoint_path.format(epoch=epoch + 1)).is_file()))
-
+    record = record_events(model, monkeypatch, events, measured=lambda *_: ("measure",), checkpoint=lambda epoch: (
+        "checkpoint", epoch, Path(model.checkpoint_path.format(epoch=epoch + 1)).is_file()))
     model.train(shapes, shapes, learning_rate=0.001, epochs=3, layers="all", verbose=0, seed=0,
-                custom_callbacks=[Tick(clock, 10.0), Record()], time_budget=15, clock=clock, progress=True)
+                custom_callbacks=[Tick(clock, 10.0), record], time_budget=15, clock=clock, progress=True)
     # stopped after the 2nd step (20 s >= 15 s); precise BN measures at that step (train()'s
     # callbacks come before the user's, so before Record hears of it), then validation and the
     # checkpoint of that partial epoch, and nothing more
@@ -200,7 +185,7 @@ def test_train_with_a_budget_stops_saves_measures_and_reports(tmp_path, shapes, 
     # no budget: the epochs are done, and the epoch reached is the one asked for
     events.clear()
     model.train(shapes, shapes, learning_rate=0.001, epochs=2, layers="all", verbose=0, seed=0,
-                custom_callbacks=[Tick(clock, 10.0), Record()], clock=clock)
+                custom_callbacks=[Tick(clock, 10.0), record], clock=clock)
     assert [e for e in events if e[0] == "step"] == [("step", k) for k in range(4)]
     assert model.epoch == 2 and model.last_train_stop["reason"] == "epochs done"
     assert model.last_train_stop["seconds"] == 40.0 and model.last_train_stop["budget"] is None

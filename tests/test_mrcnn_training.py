@@ -7,6 +7,31 @@ from mrcnn.training import WeightsCheckpoint
 from tests.test_mrcnn_model import TinyConfig, shapes  # noqa: F401  (shapes: a fixture)
 
 
+def record_events(model, monkeypatch, events, measured=lambda batches, seed, trainable_only: (
+        "measure", batches, seed, trainable_only), checkpoint=lambda epoch: ("checkpoint", epoch)):
+    """A callback that appends to `events` each training step, validation and epoch end (checkpoint(epoch));
+    model.calibrate_batch_norm (precise BN) is spied on too, appending measured(batches, seed, trainable_only)."""
+    measure = model.calibrate_batch_norm
+
+    def spy(dataset, batches, seed, trainable_only):
+        events.append(measured(batches, seed, trainable_only))
+        return measure(dataset, batches=batches, seed=seed, trainable_only=trainable_only)
+
+    monkeypatch.setattr(model, "calibrate_batch_norm", spy)
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            events.append(("step", batch))
+
+        def on_test_begin(self, logs=None):
+            events.append(("validate",))
+
+        def on_epoch_end(self, epoch, logs=None):
+            events.append(checkpoint(epoch))
+
+    return Record()
+
+
 def test_keep_checkpoints_leaves_the_newest_of_this_run(tmp_path):
     network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     (tmp_path / "mask_rcnn_run_0009.h5").write_bytes(b"from an abandoned longer run")
@@ -67,26 +92,8 @@ def test_precise_batch_norm_measures_every_epoch_before_validation_and_checkpoin
     config = TinyConfig(PRECISE_BN_BATCHES=2, STEPS_PER_EPOCH=2, BATCH_NORM_MOMENTUM=0.9)
     model = MaskRCNN("training", config, tmp_path)
     events = []
-    measure = model.calibrate_batch_norm
-
-    def spy(dataset, batches, seed, trainable_only):
-        events.append(("measure", batches, seed, trainable_only))
-        return measure(dataset, batches=batches, seed=seed, trainable_only=trainable_only)
-
-    monkeypatch.setattr(model, "calibrate_batch_norm", spy)
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            events.append(("step", batch))
-
-        def on_test_begin(self, logs=None):
-            events.append(("validate",))
-
-        def on_epoch_end(self, epoch, logs=None):
-            events.append(("checkpoint", epoch))
-
     model.train(shapes, shapes, learning_rate=0.001, epochs=2, layers="all", verbose=0, seed=5,
-                custom_callbacks=[Record()])
+                custom_callbacks=[record_events(model, monkeypatch, events)])
     # after the last step of each epoch (train()'s callbacks come before the user's, so the
     # measurement is logged before Record hears of that step), before validation and the
     # checkpoint; seed + epoch + 1: each epoch measures on other batches than the one before
