@@ -34,10 +34,11 @@ from mrcnn.training import (CHECKPOINT_PATTERN, LAYER_REGEX, RUN_DIR_PATTERN, bu
                             distribution_strategy, train_callbacks)
 
 # The names mrcnn.model had before the network and training moved out (mrcnn.network, mrcnn.training).
+from mrcnn.callbacks import TimeBudget, TrainingProgress  # noqa: F401
 from mrcnn.config import LOSS_NAMES  # noqa: F401
 from mrcnn.network import (AppendBoxes, ConstantAnchors, DetectionBoxes, NormaliseBoxes,  # noqa: F401
-                           PositiveImageIds, PositiveRows, batch_norm_layers, positive_rows,
-                           set_batch_norm_momentum)
+                           PositiveImageIds, PositiveRows, batch_norm_layers, network_inputs,
+                           positive_rows, set_batch_norm_momentum)
 from mrcnn.training import (MaskRCNNTrainer, PreciseBatchNorm, WeightsCheckpoint, _tensorboard_callback,  # noqa: F401
                             compute_losses, mrcnn_bbox_loss, rpn_bbox_loss)
 
@@ -56,7 +57,7 @@ from mrcnn.losses import (mrcnn_bbox_loss_graph, mrcnn_class_loss_graph, mrcnn_m
 from mrcnn.meta import (compose_image_meta, compute_backbone_shapes, denorm_boxes_graph, mold_image,  # noqa: F401
                         norm_boxes_graph, parse_image_meta, parse_image_meta_graph, unmold_image)
 from mrcnn.roi_align import PyramidROIAlign  # noqa: F401
-from mrcnn.rpn import build_rpn_model, rpn_graph  # noqa: F401
+from mrcnn.rpn import apply_rpn, build_rpn_model, rpn_graph  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
