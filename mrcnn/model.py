@@ -13,6 +13,10 @@ Matterport's public API on Keras 3:
 load by name). Training wraps it in a small keras.Model whose train_step computes Matterport's
 five losses (rpn_class_loss, rpn_bbox_loss, mrcnn_class_loss, mrcnn_bbox_loss, mrcnn_mask_loss)
 from the network's outputs and the batch; Keras prints them and their val_ twins.
+
+This module holds the MaskRCNN class only: the network is mrcnn.network's build_network, the
+losses, trainer, optimiser and callbacks are in mrcnn.training, and the names Matterport's
+model.py had (and this module had before the split) are re-exported below.
 """
 import collections
 import datetime
