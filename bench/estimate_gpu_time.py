@@ -235,13 +235,24 @@ def total_macs(costs):
 # -- reference networks -------------------------------------------------------------------------
 
 def resnet50_v15():
-    """ResNet-50 v1.5 at 224x224 with its 1000-way classifier: our backbone code, stride in the 3x3."""
+    """ResNet-50 v1.5 at 224x224 with its 1000-way classifier, for its MAC count only (no BatchNorm,
+    which has none): bottleneck blocks 1x1, 3x3, 1x1 of [3, 4, 6, 3] with [64, 128, 256, 512] filters,
+    each stage's first block striding on its 3x3 conv and projecting its shortcut (torchvision's
+    layout; our backbone, like Matterport's, strides on the first 1x1 conv: ResNet-50 v1)."""
     keras = _keras()
-    from mrcnn.backbone import resnet_graph
-
+    layers = keras.layers
     image = keras.Input((224, 224, 3))
-    c5 = resnet_graph(image, "resnet50", stride_in="3x3")[-1]
-    logits = keras.layers.Dense(1000)(keras.layers.GlobalAveragePooling2D()(c5))
+    x = layers.Conv2D(64, 7, strides=2, padding="same")(image)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for stage, (blocks, filters) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        for block in range(blocks):
+            stride = 2 if block == 0 and stage > 0 else 1
+            shortcut = layers.Conv2D(4 * filters, 1, strides=stride)(x) if block == 0 else x
+            y = layers.Conv2D(filters, 1, activation="relu")(x)
+            y = layers.Conv2D(filters, 3, strides=stride, padding="same", activation="relu")(y)
+            y = layers.Conv2D(4 * filters, 1)(y)
+            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    logits = layers.Dense(1000)(layers.GlobalAveragePooling2D()(x))
     return keras.Model(image, logits, name="resnet50_v15")
 
 

@@ -88,11 +88,12 @@ def source_dir(cache=None):
     return install(cache) / "mrcnn"
 
 
-def run(job, workdir, images=None, timeout=900):
+def run(job, workdir, images=None, timeout=900, env=None):
     """Run `job` (see matterport_worker.run_job) with Matterport's model; returns its arrays (dict).
 
     images: a list of (H, W, 3) uint8 arrays, handed over in an .npz file. The subprocess gets a
-    clean environment for TensorFlow's logging; its stderr's last lines come with any failure.
+    clean environment for TensorFlow's logging, plus `env` (a dict) where given; its stderr's last
+    lines come with any failure.
     """
     site = install()
     workdir = Path(workdir)
@@ -103,7 +104,7 @@ def run(job, workdir, images=None, timeout=900):
         job["images"] = str(workdir / "reference_images.npz")
     job["out"] = str(workdir / "reference_out.npz")
     (workdir / "reference_job.json").write_text(json.dumps(job))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore", **(env or {}))
     done = subprocess.run([sys.executable, str(WORKER), str(site), str(workdir / "reference_job.json")],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
     if done.returncode != 0:

@@ -63,7 +63,7 @@ def test_a_layer_with_a_kernel_it_cannot_count_is_an_error_not_a_zero():
 
 def test_resnet50_at_224_matches_the_published_multiply_adds():
     """Two independent figures: ResNet-50 v1 (keras.applications) has 3.8e9 multiply-adds (He et
-    al. 2016, Table 1); v1.5 (our backbone with the stride in the 3x3 conv) 4.1e9."""
+    al. 2016, Table 1); v1.5 (the stride in the 3x3 conv) 4.1e9."""
     v1 = egt.total_macs(egt.layer_costs(keras.applications.ResNet50(weights=None))) / 1e9
     v15 = egt.total_macs(egt.layer_costs(egt.resnet50_v15())) / 1e9
     assert v1 == pytest.approx(egt.RESNET50_V1_GMACS, rel=0.05)
