@@ -235,8 +235,8 @@ def total_macs(costs):
 # -- reference networks -------------------------------------------------------------------------
 
 def resnet50_v15():
-    """ResNet-50 v1.5 at 224x224 with its 1000-way classifier, for its MAC count only (no BatchNorm,
-    which has none): bottleneck blocks 1x1, 3x3, 1x1 of [3, 4, 6, 3] with [64, 128, 256, 512] filters,
+    """ResNet-50 v1.5 at 224x224 with its 1000-way classifier, for its MAC count only (BatchNorm,
+    which has no MACs, left out): bottleneck blocks 1x1, 3x3, 1x1 of [3, 4, 6, 3] with [64, 128, 256, 512] filters,
     each stage's first block striding on its 3x3 conv and projecting its shortcut (torchvision's
     layout; our backbone, like Matterport's, strides on the first 1x1 conv: ResNet-50 v1)."""
     keras = _keras()
